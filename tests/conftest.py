@@ -1,0 +1,106 @@
+"""Shared fixtures: one Spark session on a throw-away lakehouse, real files, a real xrootd."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+SHARED_DELPHES = Path(__file__).resolve().parents[2] / "shared" / "data" / "delphes"
+TEST_MASTER = "local[2]"
+
+
+@pytest.fixture(scope="session")
+def shared_delphes() -> Path:
+    """The real Delphes files in ../shared; tests that need them skip where it is absent."""
+    if not (SHARED_DELPHES / "cms_card_10_events.root").is_file():
+        pytest.skip(f"the shared Delphes fixtures are not at {SHARED_DELPHES}")
+    return SHARED_DELPHES
+
+
+@pytest.fixture(scope="session")
+def topolake_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    home = tmp_path_factory.mktemp("lakehouse")
+    os.environ["TOPOLAKE_HOME"] = str(home)
+    os.environ["SPARK_MASTER"] = TEST_MASTER
+    return home
+
+
+@pytest.fixture(scope="session")
+def spark(topolake_home: Path):
+    from topolake.settings import load_settings
+    from topolake.spark import get_spark
+
+    session = get_spark(load_settings(master=TEST_MASTER, home=topolake_home))
+    yield session
+    session.stop()
+
+
+@pytest.fixture
+def lake(spark):
+    """The Spark session, with every lakehouse table dropped after the test."""
+    yield spark
+    for namespace in ("bronze", "silver", "gold"):
+        try:
+            tables = spark.sql(f"SHOW TABLES IN lake.{namespace}").collect()
+        except Exception:
+            continue
+        for table in tables:
+            spark.sql(f"DROP TABLE IF EXISTS lake.{namespace}.{table.tableName} PURGE")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def xrootd_server() -> Iterator[tuple[str, Path]]:
+    """Debian's xrootd on 127.0.0.1: yields (root://127.0.0.1:PORT, exported directory)."""
+    executable = shutil.which("xrootd")
+    if executable is None:
+        message = "xrootd-server is not installed (`make test` installs it when run as root)"
+        if os.environ.get("CI"):
+            pytest.fail(f"{message}; in CI the XRootD tests must run")
+        pytest.skip(message)
+    base = Path(tempfile.mkdtemp(prefix="topolake-xrootd-"))
+    base.chmod(0o755)
+    export, admin, run = base / "export", base / "admin", base / "run"
+    for directory in (export, admin, run):
+        directory.mkdir()
+    port = _free_port()
+    config = base / "xrootd.cfg"
+    config.write_text(
+        f"xrd.port {port}\nall.export {export}\nall.adminpath {admin}\n"
+        f"all.pidpath {run}\nxrd.allow host 127.0.0.1\n"
+    )
+    command = [executable, "-c", str(config), "-l", str(base / "xrootd.log")]
+    if os.geteuid() == 0:  # xrootd refuses to run as root; Debian creates its user
+        for path in (base, export, admin, run):
+            shutil.chown(path, "xrootd", "xrootd")
+        command += ["-R", "xrootd"]
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while True:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                break
+        if server.poll() is not None or time.monotonic() > deadline:
+            server.kill()
+            log = (base / "xrootd.log").read_text() if (base / "xrootd.log").exists() else ""
+            pytest.fail(f"xrootd did not start on port {port}: {log[-2000:]}")
+        time.sleep(0.2)
+    try:
+        yield f"root://127.0.0.1:{port}", export
+    finally:
+        os.kill(server.pid, 15)
+        server.wait(timeout=30)
+        shutil.rmtree(base, ignore_errors=True)

@@ -1,0 +1,106 @@
+"""The one SparkSession factory, and the spark-defaults.conf that dbt shares with it."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from topolake.settings import CATALOG, Settings, iceberg_runtime_jar, java_home, load_settings
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+LOG4J2_PROPERTIES = """\
+rootLogger.level = warn
+rootLogger.appenderRef.stdout.ref = console
+appender.console.type = Console
+appender.console.name = console
+appender.console.target = SYSTEM_ERR
+appender.console.layout.type = PatternLayout
+appender.console.layout.pattern = %d{HH:mm:ss} %p %c{1}: %m%n%ex
+logger.hadoop.name = org.apache.hadoop
+logger.hadoop.level = error
+logger.spark_util.name = org.apache.spark.util.Utils
+logger.spark_util.level = error
+logger.hive.name = org.apache.hadoop.hive
+logger.hive.level = error
+logger.datanucleus.name = DataNucleus
+logger.datanucleus.level = error
+logger.iceberg_hadoop.name = org.apache.iceberg.hadoop
+logger.iceberg_hadoop.level = error
+"""
+
+
+def spark_properties(settings: Settings) -> dict[str, str]:
+    """Every Spark property topolake relies on; the single source for all stages."""
+    properties = {
+        "spark.master": settings.master,
+        "spark.app.name": "topolake",
+        "spark.jars": str(iceberg_runtime_jar()),
+        "spark.sql.extensions": (
+            "org.apache.iceberg.spark.extensions.IcebergSparkSessionExtensions"
+        ),
+        f"spark.sql.catalog.{CATALOG}": "org.apache.iceberg.spark.SparkCatalog",
+        f"spark.sql.catalog.{CATALOG}.type": "hadoop",
+        f"spark.sql.catalog.{CATALOG}.warehouse": settings.warehouse,
+        # Other processes (dbt, a second CLI call) commit to the same tables: never serve a
+        # cached table state.
+        f"spark.sql.catalog.{CATALOG}.cache-enabled": "false",
+        "spark.sql.defaultCatalog": CATALOG,
+        # dbt's session method enables Hive support: keep its metastore in memory so
+        # concurrent processes never lock a Derby directory.
+        "spark.hadoop.javax.jdo.option.ConnectionURL": "jdbc:derby:memory:metastore;create=true",
+        "spark.sql.warehouse.dir": str(settings.home / "spark-warehouse"),
+        "spark.driver.host": "127.0.0.1",
+        "spark.driver.bindAddress": "127.0.0.1",
+        "spark.driver.memory": settings.driver_memory,
+        "spark.ui.showConsoleProgress": "false",
+        "spark.sql.session.timeZone": "UTC",
+        "spark.sql.shuffle.partitions": str(settings.shuffle_partitions),
+        "spark.pyspark.python": sys.executable,
+        "spark.pyspark.driver.python": sys.executable,
+        "spark.executorEnv.TOPOLAKE_HOME": str(settings.home),
+    }
+    properties.update(settings.extra_spark_conf)
+    return properties
+
+
+def write_spark_conf(settings: Settings) -> Path:
+    """Write spark-defaults.conf and log4j2.properties under the settings' conf dir."""
+    conf_dir = settings.spark_conf_dir
+    conf_dir.mkdir(parents=True, exist_ok=True)
+    lines = [f"{key} {value}" for key, value in spark_properties(settings).items()]
+    (conf_dir / "spark-defaults.conf").write_text("\n".join(lines) + "\n")
+    (conf_dir / "log4j2.properties").write_text(LOG4J2_PROPERTIES)
+    return conf_dir
+
+
+def prepare_environment(settings: Settings) -> dict[str, str]:
+    """Set the environment a Spark JVM (ours or dbt's) needs, and return what was set."""
+    env = {
+        "SPARK_CONF_DIR": str(write_spark_conf(settings)),
+        "PYSPARK_PYTHON": sys.executable,
+        "PYSPARK_DRIVER_PYTHON": sys.executable,
+        "SPARK_LOCAL_IP": "127.0.0.1",
+        "TOPOLAKE_HOME": str(settings.home),
+    }
+    if home := java_home():
+        env["JAVA_HOME"] = home
+    os.environ.update(env)
+    return env
+
+
+def get_spark(settings: Settings | None = None) -> SparkSession:
+    """The process's SparkSession with topolake's catalog, created on first use."""
+    from pyspark.sql import SparkSession
+
+    settings = settings or load_settings()
+    prepare_environment(settings)
+    builder = SparkSession.builder
+    for key, value in spark_properties(settings).items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("WARN")
+    return spark
