@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-SHARED_DELPHES = Path(__file__).resolve().parents[2] / "shared" / "data" / "delphes"
+SHARED_DELPHES = (Path(__file__).resolve().parents[2] / "shared" / "data" / "delphes").resolve()
 TEST_MASTER = "local[2]"
 
 
