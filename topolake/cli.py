@@ -5,7 +5,10 @@ from __future__ import annotations
 import csv
 import json
 import sys
+import time
 from enum import StrEnum
+from functools import partial
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -88,6 +91,114 @@ def ingest(
     )
     if report.rejected:
         raise typer.Exit(1)
+
+
+class Sample(StrEnum):
+    qcd = "qcd"
+    ttbar = "ttbar"
+    wjets = "wjets"
+
+
+@app.command()
+def simulate(
+    sample: Annotated[Sample, typer.Option(help="Which process to generate.")],
+    events: Annotated[int, typer.Option(help="Accepted events to store (after the filter).")],
+    out: Annotated[Path, typer.Option(help="Output directory; files go to OUT/SAMPLE/.")],
+    seed: Annotated[int, typer.Option(help="Seed; each file derives its own from it.")] = 1,
+    files: Annotated[int | None, typer.Option(help="Files (tasks); default one per core.")] = None,
+    isolation_filter: Annotated[
+        bool, typer.Option(help="Require the generator-level lepton to be isolated.")
+    ] = True,
+    spark: Annotated[bool, typer.Option(help="Run the tasks as Spark tasks.")] = False,
+    plots: Annotated[bool, typer.Option(help="Plot the samples under OUT as PNG.")] = False,
+) -> None:
+    """Generate labelled pp collisions at 13 TeV (Pythia 8 + detector model) as Delphes files."""
+    from simulation import run
+    from simulation.plots import plot_samples
+
+    workers = run.default_workers()
+    try:
+        tasks = run.plan(sample.value, events, out, seed, files or workers, isolation_filter)
+    except run.SimulationArgumentError as err:
+        raise fail(str(err), 2) from err
+    started = time.perf_counter()
+    if spark:
+        from topolake.progress import spark_progress
+
+        session = spark_session()
+        with spark_progress(session, f"simulating {events} {sample.value} events"):
+            results = run.run_on_spark(session, tasks)
+    else:
+        results = simulate_locally(tasks, events, f"simulating {sample.value}")
+    elapsed = time.perf_counter() - started
+    for result in results:
+        state = "exists, kept" if result.skipped else f"{result.events} events"
+        console.print(f"{result.path}: {state}", highlight=False)
+    made = [r for r in results if not r.skipped]
+    if made:
+        generated = sum(r.generated for r in made)
+        passed = sum(r.passed for r in made)
+        console.print(
+            f"{sample.value}: {sum(r.events for r in made)} events stored; the lepton filter "
+            f"accepted {passed} of {generated} generated ({passed / generated:.1%}); "
+            f"{elapsed:.0f} s",
+            highlight=False,
+        )
+    if plots:
+        for path in plot_samples(out, out / "plots"):
+            console.print(f"plot {path}", highlight=False)
+
+
+def simulate_locally(tasks, events: int, description: str):
+    """Run simulation tasks on this machine's cores behind one progress bar."""
+    from simulation import run
+    from topolake.progress import make_progress
+
+    with make_progress() as progress:
+        bar = progress.add_task(description, total=events)
+        results = run.run_local(tasks, run.default_workers(), partial(progress.advance, bar))
+        progress.update(bar, completed=events)
+    return results
+
+
+@app.command("run")
+def run_pipeline(
+    events: Annotated[int, typer.Option(help="Simulated events per sample.")] = 2000,
+    seed: Annotated[int, typer.Option(help="Simulation seed.")] = 1,
+) -> None:
+    """The pipeline on the embedded default: simulate -> ingest (the stages that exist so far).
+
+    A second run reuses what exists: files with the same seed are not regenerated and files
+    already landed are not ingested again.
+    """
+    from ingestion.bronze import ingest as run_ingest
+    from simulation import run
+    from topolake.tables import BRONZE_EVENTS, SAMPLE_LABELS
+
+    settings = State.settings or load_settings()
+    data = settings.home / "simulated"
+    timings: dict[str, float] = {}
+    for sample in SAMPLE_LABELS:
+        started = time.perf_counter()
+        tasks = run.plan(sample, events, data, seed, run.default_workers())
+        simulate_locally(tasks, events, f"simulate {sample}")
+        timings[f"simulate {sample}"] = time.perf_counter() - started
+    spark = spark_session()
+    for sample, label in SAMPLE_LABELS.items():
+        started = time.perf_counter()
+        report = run_ingest(spark, [str(data / sample)], sample=sample, label=label)
+        if report.rejected:
+            bad = report.rejected[0]
+            raise fail(f"ingest of {sample} rejected {bad.path}: {bad.reason}.")
+        timings[f"ingest {sample}"] = time.perf_counter() - started
+    counts = spark.sql(
+        f"SELECT sample, label, count(*) AS events FROM {BRONZE_EVENTS} "
+        "GROUP BY sample, label ORDER BY label"
+    ).collect()
+    print_rows(["sample", "label", "events"], [tuple(r) for r in counts], OutputFormat.table)
+    for stage, seconds in timings.items():
+        console.print(f"{stage:>16}: {seconds:6.1f} s", highlight=False)
+    console.print(f"lakehouse: {settings.home}", highlight=False)
 
 
 class OutputFormat(StrEnum):

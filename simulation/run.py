@@ -1,0 +1,190 @@
+"""Simulation tasks: one file each, with its own derived seed, run in parallel.
+
+Locally the tasks run in a process pool (one per core); `spark=True` runs them as Spark tasks
+so a cluster can share the work. The same (sample, seed, files, events) gives the same events.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import awkward as ak
+import numpy as np
+
+from simulation.generator import SAMPLES, LeptonFilter, make_pythia, particles_of, passes_filter
+
+#: Events generated per Pythia batch; the detector model runs once per batch of accepted ones.
+BATCH = 200
+SAMPLE_KEYS = {name: i for i, name in enumerate(SAMPLES)}
+
+
+class SimulationArgumentError(ValueError):
+    """Bad simulate arguments; nothing was generated."""
+
+
+@dataclass(frozen=True)
+class Task:
+    sample: str
+    index: int
+    events: int
+    seed: int
+    path: str
+    isolation_filter: bool = True
+
+
+@dataclass
+class TaskResult:
+    path: str
+    events: int
+    generated: int
+    #: events that passed the filter, before trimming to the requested number
+    passed: int
+    pythia_s: float
+    filter_s: float
+    detector_s: float
+    write_s: float
+    skipped: bool = False
+
+
+def task_seed(seed: int, sample: str, index: int) -> int:
+    """Independent, reproducible seed per (seed, sample, file) in Pythia's range [1, 9e8]."""
+    state = np.random.SeedSequence(seed, spawn_key=(SAMPLE_KEYS[sample], index)).generate_state(1)
+    return int(state[0] % 900_000_000) + 1
+
+
+def plan(
+    sample: str, events: int, out: Path, seed: int, files: int, isolation_filter: bool = True
+) -> list[Task]:
+    if sample not in SAMPLES:
+        raise SimulationArgumentError(
+            f"Unknown sample {sample!r}: choose one of {', '.join(SAMPLES)}."
+        )
+    if events <= 0:
+        raise SimulationArgumentError(f"--events must be a positive number, not {events}.")
+    if files <= 0:
+        raise SimulationArgumentError(f"--files must be a positive number, not {files}.")
+    files = min(files, events)
+    directory = out / sample
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        probe = directory / ".write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        raise SimulationArgumentError(
+            f"The output directory {directory} is not writable ({err.strerror})."
+        ) from err
+    for stale in directory.glob("*.root.part"):  # left by an interrupted run
+        stale.unlink()
+    shares = np.diff(np.linspace(0, events, files + 1).round().astype(int))
+    return [
+        Task(
+            sample,
+            i,
+            int(n),
+            task_seed(seed, sample, i),
+            str(directory / f"{sample}_seed{seed}_{i:03d}_of_{files:03d}_{n}ev.root"),
+            isolation_filter,
+        )
+        for i, n in enumerate(shares)
+    ]
+
+
+def run_task(task: Task, report: Callable[[int], None] | None = None) -> TaskResult:
+    """Generate, filter, reconstruct and write one file; skip it if it already exists."""
+    from simulation.detector import reconstruct
+    from simulation.generator import ChargeTable
+    from simulation.writer import write_delphes
+
+    if Path(task.path).exists():
+        return TaskResult(task.path, task.events, 0, 0, 0, 0, 0, 0, skipped=True)
+    cut = LeptonFilter(isolation_max=0.45 if task.isolation_filter else None)
+    rng = np.random.default_rng(task.seed)
+    pythia = make_pythia(task.sample, task.seed)
+    charges = ChargeTable(pythia)
+    timings = dict.fromkeys(("pythia", "filter", "detector", "write"), 0.0)
+    pieces: list[dict[str, ak.Array]] = []
+    accepted = generated = passed = 0
+    while accepted < task.events:
+        started = time.perf_counter()
+        batch = pythia.nextBatch(BATCH)
+        timings["pythia"] += time.perf_counter() - started
+
+        started = time.perf_counter()
+        particles, hadrons = particles_of(batch, charges)
+        keep = passes_filter(particles, cut)
+        passed += int(keep.sum())
+        keep &= np.cumsum(keep) <= task.events - accepted
+        timings["filter"] += time.perf_counter() - started
+
+        started = time.perf_counter()
+        if keep.any():
+            pieces.append(reconstruct(particles[keep], hadrons[keep], rng))
+        timings["detector"] += time.perf_counter() - started
+        generated += BATCH
+        accepted += int(keep.sum())
+        if report:
+            report(int(keep.sum()))
+
+    started = time.perf_counter()
+    collections = {name: ak.concatenate([p[name] for p in pieces]) for name in pieces[0]}
+    write_delphes(task.path, collections)
+    timings["write"] += time.perf_counter() - started
+    return TaskResult(
+        task.path,
+        accepted,
+        generated,
+        passed,
+        timings["pythia"],
+        timings["filter"],
+        timings["detector"],
+        timings["write"],
+    )
+
+
+def _run_in_pool(task: Task, queue) -> TaskResult:
+    return run_task(task, report=queue.put if queue is not None else None)
+
+
+def run_local(
+    tasks: list[Task], workers: int, on_events: Callable[[int], None]
+) -> list[TaskResult]:
+    """Run tasks in a process pool; `on_events` hears of accepted events as they come."""
+    import multiprocessing
+
+    manager = multiprocessing.Manager()
+    queue = manager.Queue()
+    results: list[TaskResult] = []
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        futures = [pool.submit(_run_in_pool, task, queue) for task in tasks]
+        pending = set(futures)
+        while pending:
+            while not queue.empty():
+                on_events(queue.get())
+            done = {f for f in pending if f.done()}
+            results.extend(f.result() for f in done)
+            pending -= done
+            time.sleep(0.2)
+        while not queue.empty():
+            on_events(queue.get())
+    manager.shutdown()
+    return sorted(results, key=lambda r: r.path)
+
+
+def run_on_spark(spark, tasks: list[Task]) -> list[TaskResult]:
+    """One Spark task per file; the output directory must be shared by the executors."""
+    found = (
+        spark.sparkContext.parallelize(tasks, len(tasks))
+        .map(lambda task: asdict(run_task(task)))
+        .collect()
+    )
+    return sorted((TaskResult(**r) for r in found), key=lambda r: r.path)
+
+
+def default_workers() -> int:
+    return len(os.sched_getaffinity(0))
