@@ -149,6 +149,32 @@ def simulate(
             console.print(f"plot {path}", highlight=False)
 
 
+@app.command()
+def build(
+    full_refresh: Annotated[
+        bool, typer.Option(help="Rebuild silver and gold from all of bronze.")
+    ] = False,
+    select: Annotated[str | None, typer.Option(help="dbt node selection.")] = None,
+) -> None:
+    """Build the silver and gold tables from bronze with dbt (incremental by default)."""
+    from topolake.build import BuildError, run_dbt
+
+    spark_session()
+    args = [
+        *(["--full-refresh"] if full_refresh else []),
+        *(["--select", select] if select else []),
+    ]
+    try:
+        result = run_dbt(State.settings, "build", *args)
+    except BuildError as err:
+        raise fail(str(err)) from err
+    models = [n for n in result.nodes if n[0].startswith("model.")]
+    tests = [n for n in result.nodes if n[0].startswith("test.")]
+    for name, status, seconds in models:
+        console.print(f"{name.split('.')[-1]:>22}: {status} in {seconds:.1f} s", highlight=False)
+    console.print(f"{len(models)} models built, {len(tests)} dbt tests passed.", highlight=False)
+
+
 def simulate_locally(tasks, events: int, description: str):
     """Run simulation tasks on this machine's cores behind one progress bar."""
     from simulation import run

@@ -30,6 +30,9 @@ logger.datanucleus.name = DataNucleus
 logger.datanucleus.level = error
 logger.iceberg_hadoop.name = org.apache.iceberg.hadoop
 logger.iceberg_hadoop.level = error
+# dbt's session method asks for a session that already exists, once per node
+logger.existing_session.name = org.apache.spark.sql.SparkSession
+logger.existing_session.level = error
 """
 
 

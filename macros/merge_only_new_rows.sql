@@ -1,0 +1,28 @@
+{#- A build with nothing new must change nothing, not even commit an empty snapshot (Iceberg's
+    MERGE with an empty source still writes one). Overrides dbt-spark's macro through dbt's
+    dispatch:
+    - incremental models merge only when the temp view of new rows holds a row (column pruning
+      leaves just the incremental filter to evaluate);
+    - models with `merge_full_set=true` compute their whole content each run (training_set):
+      they merge only when it differs from the table, and rows no longer produced are deleted. -#}
+{% macro spark__get_merge_sql(target, source, unique_key, dest_columns, incremental_predicates) %}
+  {%- set full_set = config.get('merge_full_set', false) -%}
+  {%- if full_set -%}
+    {%- set changes -%}
+      ((select * from {{ source }} except select * from {{ target }})
+       union all
+       (select * from {{ target }} except select * from {{ source }})) as changes
+    {%- endset -%}
+  {%- else -%}
+    {%- set changes = source -%}
+  {%- endif -%}
+  {%- set probe = run_query('select 1 from ' ~ changes ~ ' limit 1') -%}
+  {%- if execute and probe | length == 0 -%}
+    select 'nothing new for {{ target }}' as nothing_to_merge
+  {%- else -%}
+    {{ dbt_spark.spark__get_merge_sql(target, source, unique_key, dest_columns, incremental_predicates) }}
+    {%- if full_set %}
+      when not matched by source then delete
+    {%- endif %}
+  {%- endif -%}
+{% endmacro %}

@@ -1,0 +1,47 @@
+{{ config(
+    materialized='incremental',
+    incremental_strategy='merge',
+    unique_key=['source_file', 'entry'],
+    merge_full_set=true,
+) }}
+
+-- Balanced by undersampling every class to the smallest one; the kept events of a class are
+-- chosen by a hash of their identity, the split comes from hlf_features (a hash too).
+
+with selected_features as (
+
+    select label, sample, source_file, entry, split, ingest_id
+    from {{ ref('hlf_features') }}
+
+),
+
+class_sizes as (
+
+    select label, count(*) as events
+    from selected_features
+    group by label
+
+),
+
+smallest_class as (
+
+    select min(events) as events_per_class from class_sizes
+
+),
+
+ranked_within_class as (
+
+    select
+        *,
+        row_number() over (
+            partition by label
+            order by xxhash64(source_file, entry, 'balance'), source_file, entry
+        ) as class_rank
+    from selected_features
+
+)
+
+select label, sample, source_file, entry, split, ingest_id
+from ranked_within_class
+cross join smallest_class
+where class_rank <= events_per_class

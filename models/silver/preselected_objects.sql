@@ -1,0 +1,47 @@
+{{ config(materialized='ephemeral') }}
+
+-- The objects PHYSICS.md pre-selects, for the bronze events no silver table has seen yet.
+
+with new_bronze_events as (
+
+    select *
+    from {{ source('bronze', 'events') }}
+    {% if is_incremental() %}
+    where ingest_id not in (select distinct ingest_id from {{ this }})
+    {% endif %}
+
+),
+
+preselected as (
+
+    select
+        sample,
+        label,
+        source_file,
+        entry,
+        ingest_id,
+        filter(EFlowTrack, t -> t.PT > {{ var('track_pt_min') }}) as tracks,
+        filter(EFlowPhoton, p -> p.ET > {{ var('photon_et_min') }}) as photons,
+        filter(EFlowNeutralHadron, n -> n.ET > {{ var('neutral_hadron_et_min') }})
+            as neutral_hadrons,
+        filter(Jet, j -> j.PT > {{ var('jet_pt_min') }} and abs(j.Eta) < {{ var('jet_eta_max') }})
+            as jets,
+        concat(
+            transform(
+                filter(Electron, e -> e.PT > {{ var('lepton_pt_min') }}),
+                e -> struct(e.PT as PT, e.Eta as Eta, e.Phi as Phi, e.Charge as Charge,
+                            1 as IsEle)
+            ),
+            transform(
+                filter(MuonTight, m -> m.PT > {{ var('lepton_pt_min') }}),
+                m -> struct(m.PT as PT, m.Eta as Eta, m.Phi as Phi, m.Charge as Charge,
+                            0 as IsEle)
+            )
+        ) as lepton_candidates,
+        MissingET[0].MET as MET,
+        MissingET[0].Phi as PhiMET
+    from new_bronze_events
+
+)
+
+select * from preselected

@@ -1,0 +1,51 @@
+"""Run the dbt project (silver and gold) on topolake's Spark settings, in this process.
+
+dbt-spark's session method calls `SparkSession.builder.getOrCreate()`, so running dbt through
+its programmatic entry point reuses the session topolake already configured: one JVM, the same
+catalog and warehouse as `dbt build` run by hand with SPARK_CONF_DIR=$TOPOLAKE_HOME/conf.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from topolake.settings import PROJECT_ROOT, Settings
+
+
+class BuildError(RuntimeError):
+    """dbt failed; the message names the failing nodes and where the logs are."""
+
+
+@dataclass
+class BuildResult:
+    nodes: list[tuple[str, str, float]]  # (unique id, status, seconds)
+
+
+def dbt_environment(settings: Settings) -> dict[str, str]:
+    """Where dbt keeps its artefacts: under TOPOLAKE_HOME, not in the source tree."""
+    return {
+        "DBT_PROFILES_DIR": str(PROJECT_ROOT),
+        "DBT_TARGET_PATH": str(settings.home / "dbt" / "target"),
+        "DBT_LOG_PATH": str(settings.home / "dbt" / "logs"),
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+    }
+
+
+def run_dbt(settings: Settings, command: str = "build", *args: str) -> BuildResult:
+    from dbt.cli.main import dbtRunner
+
+    os.environ.update(dbt_environment(settings))
+    result = dbtRunner().invoke([command, "--project-dir", str(PROJECT_ROOT), *args])
+    nodes = [
+        (r.node.unique_id, str(r.status), float(r.execution_time or 0.0))
+        for r in (result.result or [])
+        if hasattr(r, "node")
+    ]
+    if not result.success:
+        failed = [n for n, status, _ in nodes if status in ("error", "fail")]
+        log = Path(settings.home) / "dbt" / "logs" / "dbt.log"
+        detail = f"failing: {', '.join(failed)}" if failed else str(result.exception)
+        raise BuildError(f"dbt {command} failed ({detail}); see {log}")
+    return BuildResult(nodes)
