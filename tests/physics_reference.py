@@ -20,7 +20,8 @@ def _leaf(tree, collection: str, field: str):
 
 def read_events(path: str) -> list[dict[str, dict[str, np.ndarray]]]:
     tree = uproot.open(path)["Delphes"]
-    muon = "MuonTight" if any(k.startswith("MuonTight") for k in tree.keys()) else "Muon"
+    # a TTree iterates over branch objects, hence keys()
+    muon = "MuonTight" if any(k.startswith("MuonTight") for k in tree.keys()) else "Muon"  # noqa: SIM118
     fields = {
         "EFlowTrack": ["PT", "Eta", "Phi", "Charge", "X", "Y", "Z"],
         "EFlowPhoton": ["ET", "Eta", "Phi"],
