@@ -11,7 +11,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from topolake.settings import PROJECT_ROOT, Settings
+from topolake.settings import CATALOG, PROJECT_ROOT, Settings
+
+LAYERS = ("silver", "gold")
 
 
 class BuildError(RuntimeError):
@@ -33,19 +35,31 @@ def dbt_environment(settings: Settings) -> dict[str, str]:
     }
 
 
-def run_dbt(settings: Settings, command: str = "build", *args: str) -> BuildResult:
+def create_layers(spark) -> None:
+    """dbt lists every layer's tables up front; Iceberg's catalog errors on absent ones."""
+    for layer in LAYERS:
+        spark.sql(f"CREATE NAMESPACE IF NOT EXISTS {CATALOG}.{layer}")
+
+
+def run_dbt(settings: Settings, *command: str) -> BuildResult:
+    """Run a dbt command, e.g. ("build", "--full-refresh") or ("docs", "generate").
+
+    Runs in this process, on the SparkSession topolake configured (created if needed).
+    """
     from dbt.cli.main import dbtRunner
 
+    from topolake.spark import get_spark
+
+    create_layers(get_spark(settings))
     os.environ.update(dbt_environment(settings))
-    result = dbtRunner().invoke([command, "--project-dir", str(PROJECT_ROOT), *args])
+    result = dbtRunner().invoke([*command, "--project-dir", str(PROJECT_ROOT)])
+    run_results = getattr(result.result, "results", None) or []  # docs give a catalog
     nodes = [
-        (r.node.unique_id, str(r.status), float(r.execution_time or 0.0))
-        for r in (result.result or [])
-        if hasattr(r, "node")
+        (r.node.unique_id, str(r.status), float(r.execution_time or 0.0)) for r in run_results
     ]
     if not result.success:
         failed = [n for n, status, _ in nodes if status in ("error", "fail")]
         log = Path(settings.home) / "dbt" / "logs" / "dbt.log"
         detail = f"failing: {', '.join(failed)}" if failed else str(result.exception)
-        raise BuildError(f"dbt {command} failed ({detail}); see {log}")
+        raise BuildError(f"dbt {' '.join(command)} failed ({detail}); see {log}")
     return BuildResult(nodes)
