@@ -54,9 +54,7 @@ def run_dbt(settings: Settings, *command: str) -> BuildResult:
     os.environ.update(dbt_environment(settings))
     result = dbtRunner().invoke([*command, "--project-dir", str(PROJECT_ROOT)])
     run_results = getattr(result.result, "results", None) or []  # docs give a catalog
-    nodes = [
-        (r.node.unique_id, str(r.status), float(r.execution_time or 0.0)) for r in run_results
-    ]
+    nodes = [(r.node.unique_id, str(r.status), float(r.execution_time or 0.0)) for r in run_results]
     if not result.success:
         failed = [n for n, status, _ in nodes if status in ("error", "fail")]
         log = Path(settings.home) / "dbt" / "logs" / "dbt.log"

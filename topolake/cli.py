@@ -191,13 +191,14 @@ def run_pipeline(
     events: Annotated[int, typer.Option(help="Simulated events per sample.")] = 2000,
     seed: Annotated[int, typer.Option(help="Simulation seed.")] = 1,
 ) -> None:
-    """The pipeline on the embedded default: simulate -> ingest (the stages that exist so far).
+    """The pipeline on the embedded default: simulate -> ingest -> build (the stages so far).
 
     A second run reuses what exists: files with the same seed are not regenerated and files
     already landed are not ingested again.
     """
     from ingestion.bronze import ingest as run_ingest
     from simulation import run
+    from topolake.build import BuildError, run_dbt
     from topolake.tables import BRONZE_EVENTS, SAMPLE_LABELS
 
     settings = State.settings or load_settings()
@@ -216,11 +217,25 @@ def run_pipeline(
             bad = report.rejected[0]
             raise fail(f"ingest of {sample} rejected {bad.path}: {bad.reason}.")
         timings[f"ingest {sample}"] = time.perf_counter() - started
-    counts = spark.sql(
-        f"SELECT sample, label, count(*) AS events FROM {BRONZE_EVENTS} "
-        "GROUP BY sample, label ORDER BY label"
-    ).collect()
-    print_rows(["sample", "label", "events"], [tuple(r) for r in counts], OutputFormat.table)
+    started = time.perf_counter()
+    try:
+        run_dbt(settings, "build")
+    except BuildError as err:
+        raise fail(str(err)) from err
+    timings["build (dbt)"] = time.perf_counter() - started
+    counts = spark.sql(f"""
+SELECT b.sample, b.label, b.events AS bronze, s.selected, t.training, t.test
+FROM (SELECT sample, label, count(*) AS events FROM {BRONZE_EVENTS} GROUP BY sample, label) b
+LEFT JOIN (SELECT sample, count(*) AS selected FROM lake.gold.hlf_features GROUP BY sample) s
+  ON s.sample = b.sample
+LEFT JOIN (SELECT sample, count_if(split = 'train') AS training, count_if(split = 'test') AS test
+           FROM lake.gold.training_set GROUP BY sample) t ON t.sample = b.sample
+ORDER BY b.label""").collect()
+    print_rows(
+        ["sample", "label", "bronze events", "selected", "training set: train", "test"],
+        [tuple(r) for r in counts],
+        OutputFormat.table,
+    )
     for stage, seconds in timings.items():
         console.print(f"{stage:>16}: {seconds:6.1f} s", highlight=False)
     console.print(f"lakehouse: {settings.home}", highlight=False)
