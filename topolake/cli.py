@@ -17,6 +17,7 @@ from rich.table import Table
 
 from topolake.progress import console
 from topolake.settings import ConfigurationError, Settings, load_settings
+from topolake.tables import SAMPLE_LABELS
 
 app = typer.Typer(
     help="topolake: a lakehouse for LHC event-topology classification.",
@@ -93,10 +94,7 @@ def ingest(
         raise typer.Exit(1)
 
 
-class Sample(StrEnum):
-    qcd = "qcd"
-    ttbar = "ttbar"
-    wjets = "wjets"
+Sample = StrEnum("Sample", {name: name for name in SAMPLE_LABELS})
 
 
 @app.command()

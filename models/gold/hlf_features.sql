@@ -1,9 +1,3 @@
-{{ config(
-    materialized='incremental',
-    incremental_strategy='merge',
-    unique_key=['source_file', 'entry'],
-) }}
-
 -- The 14 high-level features of PHYSICS.md, in its order, per selected event.
 
 with new_selected_events as (

@@ -1,9 +1,3 @@
-{{ config(
-    materialized='incremental',
-    incremental_strategy='merge',
-    unique_key=['source_file', 'entry'],
-) }}
-
 -- The selected lepton and up to 450 tracks, 150 photons and 200 neutral hadrons per selected
 -- event, 19 float32 features each, sorted by deltaR from the lepton (largest first). Only the
 -- real particles are stored; padding to 801 rows is the input pipeline's job.

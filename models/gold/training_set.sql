@@ -1,9 +1,4 @@
-{{ config(
-    materialized='incremental',
-    incremental_strategy='merge',
-    unique_key=['source_file', 'entry'],
-    merge_full_set=true,
-) }}
+{{ config(merge_full_set=true) }}
 
 -- Balanced by undersampling every class to the smallest one; the kept events of a class are
 -- chosen by a hash of their identity, the split comes from hlf_features (a hash too).

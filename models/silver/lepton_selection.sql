@@ -1,9 +1,3 @@
-{{ config(
-    materialized='incremental',
-    incremental_strategy='merge',
-    unique_key=['source_file', 'entry'],
-) }}
-
 -- One row per bronze event: its isolated lepton candidates and the trigger decision.
 
 with new_events as (

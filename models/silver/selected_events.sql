@@ -1,9 +1,3 @@
-{{ config(
-    materialized='incremental',
-    incremental_strategy='merge',
-    unique_key=['source_file', 'entry'],
-) }}
-
 -- One row per event that passes the trigger selection, every pre-selected particle with its
 -- three isolation values.
 
