@@ -43,8 +43,11 @@ lint: install
 format: install
 	$(BIN)/ruff format . && $(BIN)/ruff check --fix .
 
+# By hand, not in CI: together about 15 minutes on 2 cores.
 bench: install
 	$(BIN)/python benchmarks/ingest.py
+	$(BIN)/python benchmarks/simulate.py
+	$(BIN)/python benchmarks/build.py
 
 clean:
 	rm -rf lakehouse spark-warehouse metastore_db derby.log .pytest_cache .ruff_cache
