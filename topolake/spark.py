@@ -33,6 +33,9 @@ logger.iceberg_hadoop.level = error
 # dbt's session method asks for a session that already exists, once per node
 logger.existing_session.name = org.apache.spark.sql.SparkSession
 logger.existing_session.level = error
+# wide nested schemas make Spark shorten plan strings, which it announces as a warning
+logger.plan_strings.name = org.apache.spark.sql.catalyst.util.SparkStringUtils
+logger.plan_strings.level = error
 """
 
 
