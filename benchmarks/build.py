@@ -29,7 +29,7 @@ REFERENCE = 17
 def rotated_copies(path: Path, copies: int, seed: int) -> dict[str, ak.Array]:
     import uproot
 
-    from ingestion.delphes import COLLECTIONS
+    from topolake.layout import COLLECTIONS
 
     tree = uproot.open(path)["Delphes"]
     events = {

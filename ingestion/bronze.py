@@ -20,8 +20,9 @@ import pyarrow as pa
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from ingestion.delphes import COLLECTIONS, FileSurvey, read_events, survey_file
+from ingestion.delphes import FileSurvey, read_events, survey_file
 from ingestion.sources import expand_sources
+from topolake.layout import COLLECTIONS
 from topolake.progress import spark_progress
 from topolake.tables import (
     BRONZE,

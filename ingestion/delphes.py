@@ -17,39 +17,13 @@ import numpy as np
 import pyarrow as pa
 import uproot
 
+from topolake.layout import COLLECTIONS
+
 TREE_NAME = "Delphes"
 ROOT_MAGIC = b"root"
 
-F32 = pa.float32()
-I32 = pa.int32()
-
-#: bronze collection -> {field: Arrow type}; the fields PHYSICS.md needs, with Delphes names.
-COLLECTIONS: dict[str, dict[str, pa.DataType]] = {
-    "EFlowTrack": {
-        "PT": F32,
-        "Eta": F32,
-        "Phi": F32,
-        "PID": I32,
-        "Charge": I32,
-        "X": F32,
-        "Y": F32,
-        "Z": F32,
-    },
-    "EFlowPhoton": {"ET": F32, "Eta": F32, "Phi": F32},
-    "EFlowNeutralHadron": {"ET": F32, "Eta": F32, "Phi": F32},
-    "Electron": {"PT": F32, "Eta": F32, "Phi": F32, "Charge": I32},
-    "MuonTight": {"PT": F32, "Eta": F32, "Phi": F32, "Charge": I32},
-    "Jet": {"PT": F32, "Eta": F32, "Phi": F32, "Mass": F32, "BTag": I32},
-    "MissingET": {"MET": F32, "Eta": F32, "Phi": F32},
-}
-
 #: Collections that may be read from another one when absent (a card without MuonTight).
 FALLBACKS = {"MuonTight": "Muon"}
-
-EVENT_COLUMNS: dict[str, pa.DataType] = {
-    name: pa.list_(pa.struct([pa.field(f, t) for f, t in fields.items()]))
-    for name, fields in COLLECTIONS.items()
-}
 
 #: Entries converted per Arrow batch: bounds executor memory on large files.
 BATCH_ENTRIES = 5_000

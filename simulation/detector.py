@@ -17,7 +17,6 @@ from simulation.card import CARD, CmsCard
 from simulation.generator import delta_r
 
 ELECTRON, MUON, PHOTON = 11, 13, 22
-NEUTRINOS = (12, 14, 16)
 
 
 def _like(values: np.ndarray, template: ak.Array) -> ak.Array:

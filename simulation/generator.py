@@ -65,8 +65,6 @@ COMMON_SETTINGS = [
     "Random:setSeed = on",
 ]
 
-NEUTRINOS = (12, 14, 16)
-
 
 @dataclass(frozen=True)
 class LeptonFilter:

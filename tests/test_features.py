@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 from ingestion.bronze import ingest
-from ingestion.delphes import COLLECTIONS
 from simulation.run import plan, run_local
 from simulation.writer import write_delphes
 from tests.physics_reference import event_features, read_events
 from topolake.build import run_dbt
+from topolake.layout import COLLECTIONS
 from topolake.settings import load_settings
 
 pytestmark = pytest.mark.slow

@@ -11,9 +11,9 @@ import pytest
 import uproot
 
 from ingestion.bronze import IngestArgumentError, ingest
-from ingestion.delphes import COLLECTIONS
 from simulation.synthetic import synthetic_events
 from simulation.writer import write_delphes
+from topolake.layout import COLLECTIONS
 from topolake.tables import BRONZE_EVENTS, BRONZE_INGESTED_FILES, BRONZE_REJECTED_FILES
 
 pytestmark = pytest.mark.slow
