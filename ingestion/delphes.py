@@ -52,12 +52,16 @@ class FileSurvey:
         return asdict(self)
 
 
-def content_hash(path: str) -> tuple[str, int]:
-    """SHA-256 and size of a local or remote (root://) file, streamed."""
+def content_hash(path: str) -> tuple[str, int, bytes]:
+    """SHA-256, size and first bytes of a local or remote (root://) file, in one streamed pass."""
+    digest = hashlib.sha256()
     with fsspec.open(path, "rb") as stream:
-        digest = hashlib.file_digest(stream, "sha256")
+        head = stream.read(len(ROOT_MAGIC))
+        digest.update(head)
+        while block := stream.read(1 << 22):
+            digest.update(block)
         size = stream.tell()
-    return digest.hexdigest(), size
+    return digest.hexdigest(), size, head
 
 
 def _highest_cycle(file: uproot.ReadOnlyDirectory) -> str:
@@ -121,10 +125,9 @@ def survey_file(path: str) -> FileSurvey:
     """Check one file for ingestion and describe it; never raises for bad input."""
     survey = FileSurvey(path=path, ok=False)
     try:
-        survey.content_hash, survey.size = content_hash(path)
-        with fsspec.open(path, "rb") as stream:
-            if stream.read(4) != ROOT_MAGIC:
-                raise DelphesFileError("is not a ROOT file")
+        survey.content_hash, survey.size, head = content_hash(path)
+        if head != ROOT_MAGIC:
+            raise DelphesFileError("is not a ROOT file")
         with uproot.open(path) as file:
             survey.tree = _highest_cycle(file)
             tree = file[survey.tree]

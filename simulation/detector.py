@@ -9,6 +9,11 @@ heavy-flavour hadrons, and missing ET from the visible sum.
 
 from __future__ import annotations
 
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import awkward as ak
 import fastjet
 import numpy as np
@@ -228,21 +233,15 @@ def _jets(px, py, pz, e, hadrons, rng, card: CmsCard) -> ak.Array:
     )
 
 
-class _quiet_fastjet:
-    """FastJet prints its banner on first use; keep it out of the progress display."""
-
-    def __enter__(self):
-        import os
-        import sys
-
-        sys.stdout.flush()
-        self._saved = os.dup(1)
-        self._null = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(self._null, 1)
-
-    def __exit__(self, *exc):
-        import os
-
-        os.dup2(self._saved, 1)
-        os.close(self._saved)
-        os.close(self._null)
+@contextmanager
+def _quiet_fastjet() -> Iterator[None]:
+    """FastJet prints its banner on first use (C++ stdout); keep it out of the progress display."""
+    sys.stdout.flush()
+    saved, null = os.dup(1), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 1)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+        os.close(null)

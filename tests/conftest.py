@@ -6,6 +6,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -54,6 +55,21 @@ def lake(spark):
             continue
         for table in tables:
             spark.sql(f"DROP TABLE IF EXISTS lake.{namespace}.{table.tableName} PURGE")
+
+
+TOPOLAKE = str(Path(sys.executable).with_name("topolake"))
+
+
+def run_topolake(
+    *args: str, cwd: Path, home: Path | None = None, timeout: int = 600
+) -> subprocess.CompletedProcess:
+    """The real `topolake` command in its own process, as a user runs it."""
+    env = {**os.environ, "SPARK_MASTER": TEST_MASTER}
+    if home is not None:
+        env["TOPOLAKE_HOME"] = str(home)
+    return subprocess.run(
+        [TOPOLAKE, *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=timeout
+    )
 
 
 def _free_port() -> int:

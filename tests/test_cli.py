@@ -6,7 +6,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -15,29 +14,17 @@ import pytest
 from ingestion.bronze import ingest
 from simulation.synthetic import synthetic_events
 from simulation.writer import write_delphes
-from tests.conftest import TEST_MASTER
+from tests.conftest import TEST_MASTER, TOPOLAKE, run_topolake
 from topolake.tables import BRONZE_EVENTS
 
 pytestmark = pytest.mark.slow
-
-
-def topolake(*args: str, home: Path, cwd: Path, timeout: int = 300):
-    env = {**os.environ, "TOPOLAKE_HOME": str(home), "SPARK_MASTER": TEST_MASTER}
-    return subprocess.run(
-        [str(Path(sys.executable).with_name("topolake")), *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=cwd,
-        timeout=timeout,
-    )
 
 
 @pytest.mark.shared
 def test_ingest_lands_good_files_names_each_bad_one_and_exits_non_zero(
     lake, topolake_home, shared_delphes, tmp_path
 ):
-    result = topolake(
+    result = run_topolake(
         "ingest",
         str(shared_delphes),
         "--sample",
@@ -60,7 +47,7 @@ def test_ingest_lands_good_files_names_each_bad_one_and_exits_non_zero(
     assert f"landed {shared_delphes / 'cms_card_10_events.root'}: 10 events" in lines
 
     query = "select sample, count(*) as n from lake.bronze.events group by sample"
-    shown = topolake("sql", query, "--format", "json", home=topolake_home, cwd=tmp_path)
+    shown = run_topolake("sql", query, "--format", "json", home=topolake_home, cwd=tmp_path)
     assert shown.returncode == 0, shown.stderr
     assert [json.loads(line) for line in shown.stdout.splitlines()] == [
         {"sample": "ttbar", "n": 10}
@@ -68,10 +55,10 @@ def test_ingest_lands_good_files_names_each_bad_one_and_exits_non_zero(
 
 
 def test_sql_and_snapshots_explain_a_missing_table_in_one_line(lake, topolake_home, tmp_path):
-    result = topolake("snapshots", "bronze.nothing", home=topolake_home, cwd=tmp_path)
+    result = run_topolake("snapshots", "bronze.nothing", home=topolake_home, cwd=tmp_path)
     assert result.returncode == 2
     assert result.stderr.startswith("error: Table lake.bronze.nothing cannot be read:")
-    bad_label = topolake(
+    bad_label = run_topolake(
         "ingest", "x.root", "--sample", "qcd", "--label", "7", home=topolake_home, cwd=tmp_path
     )
     assert bad_label.returncode == 2
@@ -89,7 +76,7 @@ def test_an_ingest_killed_mid_write_leaves_the_last_snapshot_and_a_rerun_lands_o
 
     env = {**os.environ, "TOPOLAKE_HOME": str(topolake_home), "SPARK_MASTER": TEST_MASTER}
     command = [
-        str(Path(sys.executable).with_name("topolake")),
+        TOPOLAKE,
         "ingest",
         str(big),
         "--sample",
@@ -125,7 +112,7 @@ def test_an_ingest_killed_mid_write_leaves_the_last_snapshot_and_a_rerun_lands_o
     assert snapshot == before.snapshot_id
     assert lake.table(BRONZE_EVENTS).count() == 100
 
-    rerun = topolake(*command[1:], home=topolake_home, cwd=tmp_path)
+    rerun = run_topolake(*command[1:], home=topolake_home, cwd=tmp_path)
     assert rerun.returncode == 0, rerun.stderr
     counts = lake.sql(
         f"SELECT count(*) n, count(DISTINCT source_file, entry) d FROM {BRONZE_EVENTS}"

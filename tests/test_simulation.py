@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from ingestion.bronze import ingest
 from ingestion.delphes import survey_file
 from simulation.plots import summaries
 from simulation.run import plan, run_local, run_task
+from tests.conftest import TOPOLAKE, run_topolake
 from topolake.tables import BRONZE_EVENTS
 
 pytestmark = pytest.mark.slow
@@ -31,16 +31,6 @@ def samples(tmp_path_factory) -> Path:
     for sample, events in EVENTS.items():
         run_local(plan(sample, events, out, seed=3, files=2), workers=2, on_events=lambda n: None)
     return out
-
-
-def topolake(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [str(Path(sys.executable).with_name("topolake")), *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=600,
-    )
 
 
 def test_the_samples_differ_as_their_physics_says(samples):
@@ -104,7 +94,7 @@ def test_simulated_files_land_in_bronze(lake, samples):
     ],
 )
 def test_bad_arguments_get_one_clear_sentence(tmp_path, args, message):
-    result = topolake("simulate", *args, "--out", str(tmp_path), cwd=tmp_path)
+    result = run_topolake("simulate", *args, "--out", str(tmp_path), cwd=tmp_path)
     assert result.returncode == 2
     assert message in result.stderr
 
@@ -112,7 +102,7 @@ def test_bad_arguments_get_one_clear_sentence(tmp_path, args, message):
 def test_an_unwritable_output_is_refused(tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("")
-    result = topolake(
+    result = run_topolake(
         "simulate", "--sample", "ttbar", "--events", "5", "--out", str(blocker), cwd=tmp_path
     )
     assert result.returncode == 2
@@ -121,7 +111,7 @@ def test_an_unwritable_output_is_refused(tmp_path):
 
 def test_an_interrupted_run_leaves_no_file_under_its_final_name(tmp_path):
     command = [
-        str(Path(sys.executable).with_name("topolake")),
+        TOPOLAKE,
         "simulate",
         "--sample",
         "ttbar",

@@ -157,6 +157,7 @@ def build(
     """Build the silver and gold tables from bronze with dbt (incremental by default)."""
     from topolake.build import BuildError, run_dbt
 
+    spark_session()  # a configuration problem gets its one-line message here
     args = [
         *(["--full-refresh"] if full_refresh else []),
         *(["--select", select] if select else []),
