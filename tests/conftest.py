@@ -44,17 +44,21 @@ def spark(topolake_home: Path):
     session.stop()
 
 
-@pytest.fixture
-def lake(spark):
-    """The Spark session, with every lakehouse table dropped after the test."""
-    yield spark
-    for namespace in ("bronze", "silver", "gold"):
+def drop_all_tables(spark) -> None:
+    for namespace in ("bronze", "silver", "gold", "quality"):
         try:
             tables = spark.sql(f"SHOW TABLES IN lake.{namespace}").collect()
         except Exception:
             continue
         for table in tables:
             spark.sql(f"DROP TABLE IF EXISTS lake.{namespace}.{table.tableName} PURGE")
+
+
+@pytest.fixture
+def lake(spark):
+    """The Spark session, with every lakehouse table dropped after the test."""
+    yield spark
+    drop_all_tables(spark)
 
 
 TOPOLAKE = str(Path(sys.executable).with_name("topolake"))

@@ -11,6 +11,7 @@ import pytest
 from ingestion.bronze import ingest
 from simulation.run import plan, run_local
 from simulation.writer import write_delphes
+from tests.conftest import drop_all_tables
 from tests.physics_reference import event_features, read_events
 from topolake.build import run_dbt
 from topolake.layout import COLLECTIONS
@@ -185,9 +186,7 @@ def gold(spark, topolake_home, shared_delphes, tmp_path_factory):
         *map(str, sorted(simulated.glob("*/*.root"))),
     ]
     yield hlf, sequences, sources
-    for namespace in ("bronze", "silver", "gold"):
-        for table in spark.sql(f"SHOW TABLES IN lake.{namespace}").collect():
-            spark.sql(f"DROP TABLE lake.{namespace}.{table.tableName} PURGE")
+    drop_all_tables(spark)
 
 
 def test_every_event_matches_the_independent_implementation(gold):

@@ -147,21 +147,121 @@ def simulate(
             console.print(f"plot {path}", highlight=False)
 
 
+class Layer(StrEnum):
+    bronze = "bronze"
+    silver = "silver"
+    gold = "gold"
+
+
+def print_validation(validation) -> None:
+    """One line per table, then the worst failures with examples."""
+    for t in validation.tables:
+        mark = "[green]passed[/]" if t.success else "[bold red]FAILED[/]"
+        passed = t.evaluated - len(t.failures)
+        console.print(
+            f"{t.table}@{t.snapshot_id} (suite {t.suite}): {mark}, "
+            f"{passed}/{t.evaluated} expectations met",
+            highlight=False,
+        )
+        for failure in t.failures[:5]:
+            console.print(f"    {failure.sentence()}", highlight=False, markup=False)
+
+
+def run_validation(spark, layer: str, snapshot: str | None = None):
+    """Validate a layer, print the summary; a failing layer exits with the Data Docs path."""
+    from expectations.snapshots import SnapshotError
+    from expectations.validate import validate_layer
+
+    try:
+        validation = validate_layer(spark, State.settings, layer, snapshot)
+    except SnapshotError as err:
+        raise fail(str(err), 2) from err
+    print_validation(validation)
+    if not validation.success:
+        failed = ", ".join(t.table for t in validation.tables if not t.success)
+        raise fail(
+            f"the {layer} quality gate failed on {failed}; Data Docs: {validation.data_docs}"
+        )
+    return validation
+
+
+@app.command()
+def validate(
+    layer: Annotated[
+        Layer | None, typer.Option(help="Validate one layer (default: all three).")
+    ] = None,
+    snapshot: Annotated[
+        str | None,
+        typer.Option(
+            help="A snapshot id of one of the layer's tables (the others as of its commit), "
+            "or a timestamp. Default: the current snapshots."
+        ),
+    ] = None,
+) -> None:
+    """Run the Great Expectations checkpoints on table snapshots; write Data Docs."""
+    if snapshot is not None and layer is None:
+        raise fail("--snapshot needs --layer: a snapshot id belongs to one layer's tables.", 2)
+    spark = spark_session()
+    for name in [layer] if layer else list(Layer):
+        validation = run_validation(spark, str(name), snapshot)
+    console.print(f"Data Docs: {validation.data_docs}", highlight=False)
+
+
 @app.command()
 def build(
     full_refresh: Annotated[
         bool, typer.Option(help="Rebuild silver and gold from all of bronze.")
     ] = False,
-    select: Annotated[str | None, typer.Option(help="dbt node selection.")] = None,
+    select: Annotated[
+        str | None, typer.Option(help="dbt node selection (validates silver and gold after).")
+    ] = None,
+    skip_validation: Annotated[bool, typer.Option(help="Build without the quality gates.")] = False,
 ) -> None:
-    """Build the silver and gold tables from bronze with dbt (incremental by default)."""
+    """Build silver and gold from bronze with dbt (incremental), each layer behind its gate.
+
+    Bronze is validated first, then silver is built and validated, then gold: the first
+    failing layer stops the build.
+    """
+    spark = spark_session()  # a configuration problem gets its one-line message here
+    if skip_validation:
+        console.print("[bold yellow]warning:[/] building without the quality gates.")
+    if select:
+        dbt_build([*(["--full-refresh"] if full_refresh else []), "--select", select])
+        for layer in [] if skip_validation else ["silver", "gold"]:
+            run_validation(spark, layer)
+    else:
+        build_layers(spark, full_refresh, skip_validation)
+
+
+def build_layers(
+    spark, full_refresh: bool = False, skip_validation: bool = False, timings=None
+) -> None:
+    """bronze gate -> silver -> silver gate -> gold -> gold gate; stops at the first failure."""
+    refresh = ["--full-refresh"] if full_refresh else []
+    timings = {} if timings is None else timings
+    steps = [("validate", "bronze"), ("build", "silver"), ("validate", "silver"),
+             ("build", "gold"), ("validate", "gold")]  # fmt: skip
+    for action, layer in steps:
+        if action == "validate" and skip_validation:
+            continue
+        started = time.perf_counter()
+        if action == "build":
+            # buildable: a test runs with the layer only when all it reads is built by then
+            dbt_build([*refresh, "--select", layer_selection(layer),
+                       "--indirect-selection", "buildable"])  # fmt: skip
+        else:
+            run_validation(spark, layer)
+        timings[f"{action} {layer}"] = time.perf_counter() - started
+
+
+def layer_selection(layer: str) -> str:
+    """dbt's selection for a layer; silver's includes the tests on the bronze source."""
+    return "source:bronze silver" if layer == "silver" else layer
+
+
+def dbt_build(args: list[str]) -> None:
     from topolake.build import BuildError, run_dbt
 
-    spark_session()  # a configuration problem gets its one-line message here
-    args = [
-        *(["--full-refresh"] if full_refresh else []),
-        *(["--select", select] if select else []),
-    ]
     try:
         result = run_dbt(State.settings, "build", *args)
     except BuildError as err:
@@ -190,14 +290,13 @@ def run_pipeline(
     events: Annotated[int, typer.Option(help="Simulated events per sample.")] = 2000,
     seed: Annotated[int, typer.Option(help="Simulation seed.")] = 1,
 ) -> None:
-    """The pipeline on the embedded default: simulate -> ingest -> build (the stages so far).
+    """The pipeline on the embedded default: simulate -> ingest -> build and validate.
 
     A second run reuses what exists: files with the same seed are not regenerated and files
     already landed are not ingested again.
     """
     from ingestion.bronze import ingest as run_ingest
     from simulation import run
-    from topolake.build import BuildError, run_dbt
     from topolake.tables import BRONZE_EVENTS, SAMPLE_LABELS
 
     settings = State.settings or load_settings()
@@ -216,12 +315,7 @@ def run_pipeline(
             bad = report.rejected[0]
             raise fail(f"ingest of {sample} rejected {bad.path}: {bad.reason}.")
         timings[f"ingest {sample}"] = time.perf_counter() - started
-    started = time.perf_counter()
-    try:
-        run_dbt(settings, "build")
-    except BuildError as err:
-        raise fail(str(err)) from err
-    timings["build (dbt)"] = time.perf_counter() - started
+    build_layers(spark, timings=timings)
     counts = spark.sql(f"""
 SELECT b.sample, b.label, b.events AS bronze, s.selected, t.training, t.test
 FROM (SELECT sample, label, count(*) AS events FROM {BRONZE_EVENTS} GROUP BY sample, label) b

@@ -14,3 +14,19 @@ SAMPLE_LABELS = {"qcd": 0, "ttbar": 1, "wjets": 2}
 def qualify(table: str) -> str:
     """`bronze.events` -> `lake.bronze.events`; fully qualified names pass through."""
     return table if table.startswith(f"{CATALOG}.") else f"{CATALOG}.{table}"
+
+
+SILVER_SELECTED_EVENTS = f"{CATALOG}.silver.selected_events"
+GOLD_HLF_FEATURES = f"{CATALOG}.gold.hlf_features"
+GOLD_PARTICLE_SEQUENCES = f"{CATALOG}.gold.particle_sequences"
+GOLD_TRAINING_SET = f"{CATALOG}.gold.training_set"
+
+#: Data-quality results, one row per validated table snapshot (expectations/).
+QUALITY_VALIDATIONS = f"{CATALOG}.quality.validations"
+
+#: The tables each layer's quality gate validates, in build order.
+LAYER_TABLES = {
+    "bronze": (BRONZE_EVENTS,),
+    "silver": (SILVER_SELECTED_EVENTS,),
+    "gold": (GOLD_HLF_FEATURES, GOLD_PARTICLE_SEQUENCES, GOLD_TRAINING_SET),
+}

@@ -1,0 +1,135 @@
+"""The DataFrames the suites validate: a table plus check columns.
+
+GX's column expectations test one value per row, while several quality rules are about arrays
+(every track's PT, every particle's isolation) or about the whole table (the class balance).
+Each rule becomes a named column here, so that Data Docs and failure messages name it.
+Pure DataFrame -> DataFrame functions.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+#: (collection, momentum field) of the bronze collections.
+MOMENTA = [
+    ("EFlowTrack", "PT"),
+    ("EFlowPhoton", "ET"),
+    ("EFlowNeutralHadron", "ET"),
+    ("Electron", "PT"),
+    ("MuonTight", "PT"),
+    ("Jet", "PT"),
+    ("MissingET", "MET"),
+]
+ETA_COLLECTIONS = [
+    "EFlowTrack",
+    "Electron",
+    "MuonTight",
+    "EFlowPhoton",
+    "EFlowNeutralHadron",
+    "Jet",
+]
+ISOLATION = ["ChPFIso", "GammaPFIso", "NeuPFIso"]
+PARTICLE_GROUPS = ["tracks", "photons", "neutral_hadrons"]
+PARTICLE_FEATURES = [
+    "Energy", "Px", "Py", "Pz", "Pt", "Eta", "Phi", "vtxX", "vtxY", "vtxZ",
+    "ChPFIso", "GammaPFIso", "NeuPFIso", "isChHad", "isNeuHad", "isGamma", "isEle", "isMu",
+    "Charge",
+]  # fmt: skip
+
+
+def is_not_finite(x: Column) -> Column:
+    return F.isnan(x) | (F.abs(x) == F.lit(math.inf))
+
+
+def count_not_finite(values: Column) -> Column:
+    return F.size(F.filter(values, is_not_finite))
+
+
+def bronze_events(events: DataFrame) -> DataFrame:
+    return events.select(
+        "*",
+        *[F.array_min(f"{c}.{pt}").alias(f"{c}_min_{pt}") for c, pt in MOMENTA],
+        *[
+            F.array_max(F.transform(c, lambda o: F.abs(o.Eta))).alias(f"{c}_max_abs_Eta")
+            for c in ETA_COLLECTIONS
+        ],
+        F.size("MissingET").alias("MissingET_entries"),
+    )
+
+
+def isolation_values(field: str) -> Column:
+    """One isolation field of the lepton and of every particle of the event."""
+    return F.concat(
+        F.array(F.col(f"selected_lepton.{field}")),
+        *[F.col(f"{group}.{field}") for group in PARTICLE_GROUPS],
+    )
+
+
+def silver_selected_events(events: DataFrame) -> DataFrame:
+    lepton = F.col("selected_lepton")
+    return events.select(
+        "*",
+        lepton.PT.alias("lepton_PT"),
+        (lepton.ChPFIso + lepton.GammaPFIso + lepton.NeuPFIso).alias("lepton_isolation"),
+        F.size(F.filter(F.concat(*[isolation_values(f) for f in ISOLATION]), is_not_finite)).alias(
+            "nonfinite_isolation_values"
+        ),
+        *[F.array_min(isolation_values(f)).alias(f"min_{f}") for f in ISOLATION],
+    )
+
+
+def gold_hlf_features(features: DataFrame) -> DataFrame:
+    """Non-finite features read as null, so the not-null expectation names the feature."""
+    floating = {
+        f.name for f in features.schema.fields if f.dataType.typeName() in ("float", "double")
+    }
+    return features.select(
+        *[
+            F.when(~is_not_finite(F.col(c)), F.col(c)).alias(c) if c in floating else F.col(c)
+            for c in features.columns
+        ]
+    )
+
+
+def gold_particle_sequences(sequences: DataFrame) -> DataFrame:
+    particles = F.col("particles")
+    last = F.element_at(particles, -1)
+    return sequences.select(
+        "*",
+        F.size(particles).alias("stored_particles"),
+        count_not_finite(
+            F.flatten(F.transform(particles, lambda p: F.array(*[p[f] for f in PARTICLE_FEATURES])))
+        ).alias("nonfinite_particle_values"),
+        ((last.isEle + last.isMu) == 1).alias("last_particle_is_lepton"),
+    )
+
+
+def gold_training_set(training: DataFrame) -> DataFrame:
+    totals = training.agg(
+        F.count(F.lit(1)).alias("_events"),
+        F.count_if(F.col("split") == "train").alias("_train_events"),
+    )
+    classes = training.groupBy("label").agg(F.count(F.lit(1)).alias("_class_events"))
+    return (
+        training.join(F.broadcast(classes), "label")
+        .crossJoin(F.broadcast(totals))
+        .select(
+            *training.columns,
+            (F.col("_class_events") / F.col("_events")).alias("class_fraction"),
+            (F.col("_train_events") / F.col("_events")).alias("train_fraction"),
+        )
+    )
+
+
+#: table (layer.name) -> its check view.
+CHECK_VIEWS: dict[str, Callable[[DataFrame], DataFrame]] = {
+    "bronze.events": bronze_events,
+    "silver.selected_events": silver_selected_events,
+    "gold.hlf_features": gold_hlf_features,
+    "gold.particle_sequences": gold_particle_sequences,
+    "gold.training_set": gold_training_set,
+}

@@ -1,0 +1,65 @@
+"""Which snapshot of each table a validation reads."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pyspark.sql import SparkSession
+
+
+class SnapshotError(ValueError):
+    """A snapshot that does not exist, or a table without one."""
+
+
+def current_snapshot(spark: SparkSession, table: str) -> int:
+    rows = spark.sql(
+        f"SELECT snapshot_id FROM {table}.history WHERE is_current_ancestor "
+        "ORDER BY made_current_at DESC LIMIT 1"
+    ).collect()
+    if not rows:
+        raise SnapshotError(f"{table} has no snapshot yet: build it first.")
+    return rows[0].snapshot_id
+
+
+def snapshot_time(spark: SparkSession, table: str, snapshot_id: int) -> datetime | None:
+    rows = spark.sql(
+        f"SELECT committed_at FROM {table}.snapshots WHERE snapshot_id = {int(snapshot_id)}"
+    ).collect()
+    return rows[0].committed_at if rows else None
+
+
+def snapshot_as_of(spark: SparkSession, table: str, moment: datetime) -> int:
+    rows = spark.sql(
+        f"SELECT snapshot_id FROM {table}.history "
+        f"WHERE is_current_ancestor AND made_current_at <= timestamp'{moment.isoformat(sep=' ')}' "
+        "ORDER BY made_current_at DESC LIMIT 1"
+    ).collect()
+    if not rows:
+        raise SnapshotError(f"{table} has no snapshot at or before {moment}.")
+    return rows[0].snapshot_id
+
+
+def resolve(spark: SparkSession, tables: tuple[str, ...], snapshot: str | None) -> dict[str, int]:
+    """The snapshot of every table: the current ones, or those of `snapshot`.
+
+    `snapshot` is a snapshot id of one of the tables (the others are read as of its commit
+    time) or a timestamp (every table as of then).
+    """
+    if snapshot is None:
+        return {t: current_snapshot(spark, t) for t in tables}
+    if snapshot.strip().isdigit():
+        wanted = int(snapshot)
+        for owner in tables:
+            moment = snapshot_time(spark, owner, wanted)
+            if moment is not None:
+                return {
+                    t: wanted if t == owner else snapshot_as_of(spark, t, moment) for t in tables
+                }
+        raise SnapshotError(f"snapshot {snapshot} belongs to none of {', '.join(tables)}.")
+    try:
+        moment = datetime.fromisoformat(snapshot)
+    except ValueError as err:
+        raise SnapshotError(
+            f"--snapshot {snapshot!r} is neither a snapshot id nor an ISO timestamp."
+        ) from err
+    return {t: snapshot_as_of(spark, t, moment) for t in tables}
