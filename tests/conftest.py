@@ -124,3 +124,33 @@ def xrootd_server() -> Iterator[tuple[str, Path]]:
         os.kill(server.pid, 15)
         server.wait(timeout=30)
         shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def validated_gold(spark, topolake_home, shared_delphes, tmp_path_factory):
+    """Three simulated samples and the CMS file in bronze, built and validated by
+    `topolake build`; rebuilt if a test dropped the tables since. Yields the build's result."""
+    from ingestion.bronze import ingest
+    from simulation.run import plan, run_local
+
+    work = tmp_path_factory.mktemp("validated")
+    for sample, events in (("ttbar", 120), ("wjets", 120), ("qcd", 40)):
+        run_local(plan(sample, events, work, seed=21, files=1), 1, lambda n: None)
+
+    def build() -> subprocess.CompletedProcess:
+        ingest(spark, [str(work / "ttbar"), str(shared_delphes / "cms_card_10_events.root")],
+               sample="ttbar", label=1)  # fmt: skip
+        ingest(spark, [str(work / "wjets")], sample="wjets", label=2)
+        ingest(spark, [str(work / "qcd")], sample="qcd", label=0)
+        return run_topolake("build", home=topolake_home, cwd=work)
+
+    result = build()
+
+    def current() -> subprocess.CompletedProcess:
+        nonlocal result
+        if not spark.catalog.tableExists("lake.gold.training_set"):
+            result = build()
+        return result
+
+    yield current, work
+    drop_all_tables(spark)

@@ -11,28 +11,17 @@ from pyspark.sql import functions as F
 
 from expectations.records import latest_passed
 from expectations.validate import open_context, validate_frame
-from ingestion.bronze import ingest
-from simulation.run import plan, run_local
-from tests.conftest import drop_all_tables, run_topolake
+from tests.conftest import run_topolake
 from topolake.settings import load_settings
 from topolake.tables import LAYER_TABLES, QUALITY_VALIDATIONS
 
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def built(spark, topolake_home, shared_delphes, tmp_path_factory):
-    """Three simulated samples and the CMS file landed, then `topolake build` (with gates)."""
-    work = tmp_path_factory.mktemp("validate")
-    for sample, events in (("ttbar", 120), ("wjets", 120), ("qcd", 40)):
-        run_local(plan(sample, events, work, seed=21, files=1), 1, lambda n: None)
-    ingest(spark, [str(work / "ttbar"), str(shared_delphes / "cms_card_10_events.root")],
-           sample="ttbar", label=1)  # fmt: skip
-    ingest(spark, [str(work / "wjets")], sample="wjets", label=2)
-    ingest(spark, [str(work / "qcd")], sample="qcd", label=0)
-    result = run_topolake("build", home=topolake_home, cwd=work)
-    yield result, work
-    drop_all_tables(spark)
+@pytest.fixture
+def built(validated_gold):
+    current, work = validated_gold
+    return current(), work
 
 
 def test_a_clean_build_passes_every_gate_and_writes_data_docs(spark, topolake_home, built):

@@ -273,6 +273,92 @@ def dbt_build(args: list[str]) -> None:
     console.print(f"{len(models)} models built, {len(tests)} dbt tests passed.", highlight=False)
 
 
+class Model(StrEnum):
+    hlf = "hlf"
+    particles = "particles"
+    inclusive = "inclusive"
+
+
+class Engine(StrEnum):
+    tf = "tf"
+    bigdl = "bigdl"
+
+
+@app.command()
+def train(
+    model: Annotated[Model, typer.Option(help="Which classifier.")] = Model.hlf,
+    engine: Annotated[Engine, typer.Option(help="Training engine on Spark.")] = Engine.tf,
+    workers: Annotated[int, typer.Option(min=1, help="Spark barrier tasks (TF workers).")] = 1,
+    epochs: Annotated[int, typer.Option(min=1)] = 5,
+    batch_size: Annotated[int, typer.Option(min=1, help="Per-worker batch size.")] = 128,
+    max_particles: Annotated[
+        int, typer.Option(min=1, max=801, help="Sequence length after padding.")
+    ] = 801,
+    learning_rate: Annotated[float, typer.Option(min=0.0)] = 1e-3,
+    seed: Annotated[int, typer.Option()] = 0,
+    snapshot: Annotated[
+        str | None,
+        typer.Option(
+            help="Gold snapshot: an id of a gold table or a timestamp. Default: the newest "
+            "gold snapshot with a passing validation."
+        ),
+    ] = None,
+    skip_validation: Annotated[
+        bool, typer.Option(help="Train on a snapshot without a passing validation (recorded).")
+    ] = False,
+) -> None:
+    """Train a classifier on a pinned, validated gold snapshot; track it in MLflow."""
+    import ml  # noqa: F401  (Keras 2 before TensorFlow loads)
+    from ml.data import SnapshotRefused, extract, pin_gold
+    from ml.engines import EngineError, TrainSpec, train_distributed, train_single
+    from ml.models import build
+    from ml.tracking import log_training
+
+    if engine is Engine.bigdl:
+        raise fail("the BigDL engine is not available yet (issue #6): use --engine tf.", 2)
+    spark = spark_session()
+    slots = spark.sparkContext.defaultParallelism
+    if workers > slots:
+        raise fail(
+            f"--workers {workers} exceeds the {slots} task slots of {State.settings.master}.", 2
+        )
+    try:
+        gold = pin_gold(spark, snapshot, skip_validation)
+    except SnapshotRefused as err:
+        raise fail(str(err), 2) from err
+    if gold.validation_id is None:
+        console.print(
+            "[bold yellow]warning: training on a gold snapshot WITHOUT a passing validation "
+            "(--skip-validation); the run records it.[/]"
+        )
+    spec = TrainSpec(str(model), epochs, batch_size, max_particles, learning_rate, seed)
+    with console.status("preparing the training extract"):
+        data = extract(spark, State.settings, gold)
+    console.print(
+        f"gold snapshots {gold.snapshots} (validation {gold.validation_id or 'skipped'}): "
+        f"{data.events.get('train', 0)} training, {data.events.get('test', 0)} test events",
+        highlight=False,
+    )
+    try:
+        if workers == 1:
+            result = train_single(spec, data, log=lambda line: console.print(line, highlight=False))
+        else:
+            result = train_distributed(spark, spec, data, workers)
+    except EngineError as err:
+        raise fail(str(err)) from err
+    if not result.identical_weights:
+        raise fail("the workers ended with different weights: training did not synchronise.")
+    trained = build(spec.model, spec.max_particles, spec.architecture, spec.seed)
+    trained.set_weights(result.weights)
+    run_id = log_training(State.settings, spec, str(engine), workers, data, result, trained)
+    console.print(
+        f"trained {model} with {engine} x {workers} ({result.replicas} replicas in sync) in "
+        f"{result.seconds:.1f} s, {result.samples_per_second:,.0f} samples/s; "
+        f"MLflow run {run_id}",
+        highlight=False,
+    )
+
+
 def simulate_locally(tasks, events: int, description: str):
     """Run simulation tasks on this machine's cores behind one progress bar."""
     from simulation import run

@@ -40,6 +40,7 @@ class Settings:
     warehouse: str
     driver_memory: str = "6g"
     shuffle_partitions: int = 8
+    mlflow_uri: str = ""
     extra_spark_conf: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -50,6 +51,12 @@ class Settings:
     @property
     def logs_dir(self) -> Path:
         return self.home / "logs"
+
+    @property
+    def tracking_uri(self) -> str:
+        """MLflow: a server if MLFLOW_TRACKING_URI is set, else a SQLite store in the lakehouse
+        (MLflow 3 keeps its file store in maintenance mode)."""
+        return self.mlflow_uri or f"sqlite:///{self.home / 'mlflow.db'}"
 
 
 def load_settings(master: str | None = None, home: str | Path | None = None) -> Settings:
@@ -63,6 +70,7 @@ def load_settings(master: str | None = None, home: str | Path | None = None) -> 
         warehouse=warehouse,
         driver_memory=os.environ.get("TOPOLAKE_DRIVER_MEMORY", "6g"),
         shuffle_partitions=int(os.environ.get("TOPOLAKE_SHUFFLE_PARTITIONS", "8")),
+        mlflow_uri=os.environ.get("MLFLOW_TRACKING_URI", ""),
     )
 
 

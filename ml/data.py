@@ -1,0 +1,245 @@
+"""From a pinned, validated gold snapshot to scaled, padded training batches.
+
+The driver never collects rows: Spark joins the three gold tables at their pinned snapshots
+and writes the result once as Parquet (an *extract*, keyed by the snapshot ids, reused by
+every run on the same snapshot, as Petastorm's Spark converter does); training workers stream
+their share of it with pyarrow. Padding to `max_particles` happens here, per batch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+
+from expectations.checks import PARTICLE_FEATURES
+from expectations.records import passed_with
+from expectations.snapshots import resolve
+from topolake.settings import Settings
+from topolake.tables import GOLD_HLF_FEATURES, GOLD_PARTICLE_SEQUENCES, GOLD_TRAINING_SET
+
+GOLD_TABLES = (GOLD_HLF_FEATURES, GOLD_PARTICLE_SEQUENCES, GOLD_TRAINING_SET)
+HLF_FEATURES = [
+    "HT", "MET", "PhiMET", "MT", "nJets", "nBJets", "LepPt", "LepEta", "LepPhi",
+    "LepIsoCh", "LepIsoGamma", "LepIsoNeu", "LepCharge", "LepIsEle",
+]  # fmt: skip
+
+
+class SnapshotRefused(ValueError):
+    """The gold snapshot does not exist or has no passing validation."""
+
+
+@dataclass(frozen=True)
+class GoldSnapshot:
+    snapshots: dict[str, int]  # table -> snapshot id
+    validation_id: str | None  # None: not validated (only with --skip-validation)
+
+    @property
+    def key(self) -> str:
+        text = json.dumps(sorted(self.snapshots.items()))
+        return hashlib.sha1(text.encode()).hexdigest()[:16]
+
+
+def pin_gold(spark: SparkSession, snapshot: str | None, skip_validation: bool) -> GoldSnapshot:
+    """The gold snapshots to train on: `snapshot` (an id of one gold table, or a timestamp),
+    or the newest one with a passing validation."""
+    from expectations.records import latest_passed
+    from expectations.snapshots import SnapshotError
+
+    try:
+        if snapshot is None:
+            passed = latest_passed(spark, "gold")
+            if passed is not None:
+                return GoldSnapshot(passed.snapshots, passed.validation_id)
+            pinned = resolve(spark, GOLD_TABLES, None)
+        else:
+            pinned = resolve(spark, GOLD_TABLES, snapshot)
+    except SnapshotError as err:
+        raise SnapshotRefused(str(err)) from err
+    passed = passed_with(spark, GOLD_TRAINING_SET, pinned[GOLD_TRAINING_SET])
+    if passed is not None and passed.snapshots == pinned:
+        return GoldSnapshot(pinned, passed.validation_id)
+    if skip_validation:
+        return GoldSnapshot(pinned, None)
+    problem = (
+        f"gold snapshot {snapshot} has no passing validation"
+        if snapshot
+        else "no gold snapshot has passed validation"
+    )
+    raise SnapshotRefused(
+        f"{problem}: run `topolake validate --layer gold` first "
+        "(or train with --skip-validation, which the run will record)."
+    )
+
+
+@dataclass(frozen=True)
+class Scaling:
+    """Fitted on the training split only (PHYSICS.md); saved with the model."""
+
+    hlf_min: list[float]
+    hlf_max: list[float]
+    particle_mean: list[float]
+    particle_std: list[float]
+
+    def hlf(self, x: np.ndarray) -> np.ndarray:
+        low, high = np.asarray(self.hlf_min), np.asarray(self.hlf_max)
+        return ((x - low) / np.where(high > low, high - low, 1.0)).astype(np.float32)
+
+    def particles(self, x: np.ndarray) -> np.ndarray:
+        std = np.asarray(self.particle_std)
+        return ((x - np.asarray(self.particle_mean)) / np.where(std > 0, std, 1.0)).astype(
+            np.float32
+        )
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> Scaling:
+        return cls(**json.loads(text))
+
+
+@dataclass(frozen=True)
+class Extract:
+    path: Path
+    gold: GoldSnapshot
+    events: dict[str, int]  # split -> events
+    scaling: Scaling
+
+    def files(self, split: str) -> list[Path]:
+        return sorted((self.path / f"split={split}").glob("*.parquet"))
+
+
+def extract(spark: SparkSession, settings: Settings, gold: GoldSnapshot) -> Extract:
+    """Write (once per gold snapshot) the joined training rows and the fitted scaling."""
+    path = settings.home / "ml" / "extracts" / gold.key
+    meta = path / "extract.json"
+    if not meta.exists():
+        _write_extract(spark, gold, path)
+    info = json.loads(meta.read_text())
+    return Extract(path, gold, info["events"], Scaling(**info["scaling"]))
+
+
+def _write_extract(spark: SparkSession, gold: GoldSnapshot, path: Path) -> None:
+    def at(table: str):
+        return spark.read.option("snapshot-id", gold.snapshots[table]).table(table)
+
+    rows = (
+        at(GOLD_TRAINING_SET)
+        .select("source_file", "entry", "label", "split")
+        .join(at(GOLD_HLF_FEATURES).select("source_file", "entry", *HLF_FEATURES),
+              ["source_file", "entry"])
+        .join(at(GOLD_PARTICLE_SEQUENCES).select("source_file", "entry", "particles"),
+              ["source_file", "entry"])
+        .select(
+            "source_file", "entry", "label", "split",
+            F.array(*[F.col(f).cast("float") for f in HLF_FEATURES]).alias("hlf"),
+            "particles",
+            F.xxhash64("source_file", "entry", F.lit("shuffle")).alias("shuffle_key"),
+        )
+    )  # fmt: skip
+    staging = path.with_name(path.name + ".tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    (
+        rows.repartition(4)
+        # the writer needs rows grouped by its partition column: sort by it first
+        .sortWithinPartitions("split", "shuffle_key")
+        .write.partitionBy("split")
+        .parquet(str(staging))
+    )
+    written = spark.read.parquet(str(staging))
+    events = {r.split: r["count"] for r in written.groupBy("split").count().collect()}
+    train = written.where("split = 'train'")
+    hlf = train.select(*[F.col("hlf")[i].alias(f) for i, f in enumerate(HLF_FEATURES)])
+    hlf_range = hlf.agg(*[F.min(f) for f in HLF_FEATURES], *[F.max(f) for f in HLF_FEATURES])
+    hlf_range = hlf_range.first()
+    particles = train.select(F.explode("particles").alias("p")).select("p.*")
+    moments = particles.agg(
+        *[F.avg(f) for f in PARTICLE_FEATURES], *[F.stddev_pop(f) for f in PARTICLE_FEATURES]
+    ).first()
+    n, m = len(HLF_FEATURES), len(PARTICLE_FEATURES)
+    scaling = Scaling(
+        hlf_min=[float(v) for v in hlf_range[:n]],
+        hlf_max=[float(v) for v in hlf_range[n:]],
+        particle_mean=[float(v) for v in moments[:m]],
+        particle_std=[float(v) for v in moments[m:]],
+    )
+    info = {"gold": asdict(gold), "events": events, "scaling": asdict(scaling)}
+    (staging / "extract.json").write_text(json.dumps(info, indent=2))
+    shutil.rmtree(path, ignore_errors=True)
+    staging.rename(path)
+
+
+def pad_particles(column: pa.ListArray, max_particles: int, scaling: Scaling | None) -> np.ndarray:
+    """list<struct<19 floats>> -> (events, max_particles, 19), zero rows after the real ones.
+
+    Events with more particles keep their last `max_particles` (the closest to the lepton,
+    the lepton itself last), as Keras's pad_sequences truncates by default.
+    """
+    column = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    counts = np.diff(column.offsets.to_numpy())
+    flat = column.flatten()
+    values = np.column_stack([flat.field(f).to_numpy(zero_copy_only=False)
+                              for f in PARTICLE_FEATURES])  # fmt: skip
+    if scaling is not None:
+        values = scaling.particles(values)
+    events = len(counts)
+    row = np.repeat(np.arange(events), counts)
+    position = np.arange(len(values)) - np.repeat(np.cumsum(counts) - counts, counts)
+    kept = counts[row] - max_particles  # drop the first ones of long events
+    keep = position >= kept
+    position = position - np.maximum(kept, 0)
+    out = np.zeros((events, max_particles, len(PARTICLE_FEATURES)), np.float32)
+    out[row[keep], position[keep]] = values[keep]
+    return out
+
+
+def batches(
+    files: list[Path],
+    batch_size: int,
+    max_particles: int,
+    scaling: Scaling | None,
+    inputs: tuple[str, ...],
+    shard: tuple[int, int] = (0, 1),
+) -> Iterator[tuple[tuple[np.ndarray, ...], np.ndarray]]:
+    """Scaled (inputs, labels) batches of this worker's share (every n-th event) of `files`."""
+    rank, workers = shard
+    columns = ["label", *(["hlf"] if "hlf" in inputs else []),
+               *(["particles"] if "particles" in inputs else [])]  # fmt: skip
+    seen = 0
+    pending: list[pa.RecordBatch] = []
+    pending_rows = 0
+    for file in files:
+        for record in pq.ParquetFile(file).iter_batches(batch_size=4096, columns=columns):
+            mine = np.nonzero((np.arange(seen, seen + record.num_rows) % workers) == rank)[0]
+            seen += record.num_rows
+            pending.append(record.take(pa.array(mine)))
+            pending_rows += len(mine)
+            while pending_rows >= batch_size:
+                table = pa.Table.from_batches(pending)
+                yield _arrays(table.slice(0, batch_size), max_particles, scaling, inputs)
+                rest = table.slice(batch_size)
+                pending, pending_rows = rest.to_batches(), rest.num_rows
+    if pending_rows:
+        yield _arrays(pa.Table.from_batches(pending), max_particles, scaling, inputs)
+
+
+def _arrays(table: pa.Table, max_particles: int, scaling: Scaling | None, inputs):
+    x = []
+    for name in inputs:
+        if name == "particles":
+            x.append(pad_particles(table["particles"].combine_chunks(), max_particles, scaling))
+        else:
+            hlf = table["hlf"].combine_chunks()
+            values = hlf.flatten().to_numpy(zero_copy_only=False).reshape(-1, len(HLF_FEATURES))
+            x.append(scaling.hlf(values) if scaling else values)
+    return tuple(x), table["label"].to_numpy().astype(np.int32)

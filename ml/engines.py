@@ -1,0 +1,232 @@
+"""Training engines on Spark: TensorFlow in one process, or multi-worker in a barrier stage.
+
+`--workers N > 1` runs N Spark barrier tasks, each a TensorFlow worker of a
+MultiWorkerMirroredStrategy whose TF_CONFIG comes from the barrier context (the addresses of
+all tasks, gathered with allGather). Each worker streams its share of the extract; gradients
+are all-reduced every step, so every rank ends with the same weights, which is checked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import socket
+import sys
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ml.data import Extract, Scaling, batches
+from ml.models import Architecture, build, compile_model
+
+INPUTS = {"hlf": ("hlf",), "particles": ("particles",), "inclusive": ("particles", "hlf")}
+
+
+@dataclass(frozen=True)
+class TrainSpec:
+    model: str
+    epochs: int = 5
+    batch_size: int = 128
+    max_particles: int = 801
+    learning_rate: float = 1e-3
+    seed: int = 0
+    architecture: Architecture = field(default_factory=Architecture)
+
+
+@dataclass
+class TrainResult:
+    weights: list[np.ndarray]
+    history: dict[str, list[float]]  # metric -> one value per epoch
+    replicas: int
+    identical_weights: bool
+    seconds: float
+    samples_per_second: float
+
+
+class EngineError(RuntimeError):
+    """Training could not run as asked; the message says why."""
+
+
+def _dataset(files, spec: TrainSpec, scaling: Scaling, shard=(0, 1), repeat=True):
+    import tensorflow as tf
+
+    from ml.models import N_HLF, N_PARTICLE_FEATURES
+
+    inputs = INPUTS[spec.model]
+    shapes = {"hlf": (None, N_HLF), "particles": (None, spec.max_particles, N_PARTICLE_FEATURES)}
+    signature = (
+        tuple(tf.TensorSpec(shapes[i], tf.float32) for i in inputs),
+        tf.TensorSpec((None,), tf.int32),
+    )
+
+    def generate():
+        while True:
+            yield from batches(files, spec.batch_size, spec.max_particles, scaling, inputs, shard)
+            if not repeat:
+                return
+
+    dataset = tf.data.Dataset.from_generator(generate, output_signature=signature)
+    if len(inputs) == 1:
+        dataset = dataset.map(lambda x, y: (x[0], y))
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+    return dataset.with_options(options).prefetch(2)
+
+
+def _fit(model, spec: TrainSpec, extract: Extract, shard, log) -> tuple[dict, float]:
+    """Fit with a fixed number of steps per epoch, the same on every worker."""
+    import tf_keras as keras
+
+    workers = shard[1]
+    steps = max(1, math.ceil(extract.events.get("train", 0) / (spec.batch_size * workers)))
+    validation_steps = max(
+        1, math.ceil(extract.events.get("test", 0) / (spec.batch_size * workers))
+    )
+
+    class EpochLog(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            shown = ", ".join(f"{k} {v:.4f}" for k, v in (logs or {}).items())
+            log(f"epoch {epoch + 1}/{spec.epochs}: {shown}")
+
+    started = time.perf_counter()
+    history = model.fit(
+        _dataset(extract.files("train"), spec, extract.scaling, shard),
+        epochs=spec.epochs,
+        steps_per_epoch=steps,
+        validation_data=_dataset(extract.files("test"), spec, extract.scaling, shard),
+        validation_steps=validation_steps,
+        callbacks=[EpochLog()],
+        verbose=0,
+    )
+    seconds = time.perf_counter() - started
+    trained = steps * spec.batch_size * workers * spec.epochs
+    return {k: [float(v) for v in vs] for k, vs in history.history.items()}, trained / seconds
+
+
+def digest(weights: list[np.ndarray]) -> str:
+    h = hashlib.sha256()
+    for w in weights:
+        h.update(np.ascontiguousarray(w).tobytes())
+    return h.hexdigest()
+
+
+def train_single(spec: TrainSpec, extract: Extract, log=print) -> TrainResult:
+    """One process, this machine's cores."""
+    model = compile_model(build(spec.model, spec.max_particles, spec.architecture, spec.seed),
+                          spec.learning_rate)  # fmt: skip
+    started = time.perf_counter()
+    history, rate = _fit(model, spec, extract, (0, 1), log)
+    return TrainResult(model.get_weights(), history, 1, True, time.perf_counter() - started, rate)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("", 0))
+        return s.getsockname()[1]
+
+
+def _tensorflow_worker(spec: TrainSpec, extract: Extract, rank: int, tf_config: str, results):
+    """One TensorFlow worker, in a fresh process: TensorFlow's collectives can be set up
+    only once per process, and Spark reuses its Python workers."""
+    os.environ["TF_CONFIG"] = tf_config
+    import tensorflow as tf
+
+    import ml  # noqa: F401  (Keras 2 before TensorFlow loads)
+
+    workers = len(json.loads(tf_config)["cluster"]["worker"])
+    strategy = tf.distribute.MultiWorkerMirroredStrategy()
+    with strategy.scope():
+        model = compile_model(
+            build(spec.model, spec.max_particles, spec.architecture, spec.seed),
+            spec.learning_rate,
+        )
+
+    def log(line: str) -> None:
+        if rank == 0:
+            print(f"[worker 0/{workers}] {line}", file=sys.stderr, flush=True)
+
+    started = time.perf_counter()
+    history, rate = _fit(model, spec, extract, (rank, workers), log)
+    results.put(
+        {
+            "replicas": strategy.num_replicas_in_sync,
+            "history": history,
+            "rate": rate,
+            "seconds": time.perf_counter() - started,
+            "weights": model.get_weights(),
+        }
+    )
+
+
+def _barrier_task(spec: TrainSpec, extract: Extract, workers: int):
+    """What each barrier task runs: TF_CONFIG from the barrier context, then one worker."""
+
+    def run(_):
+        import multiprocessing
+
+        from pyspark import BarrierTaskContext
+
+        context = BarrierTaskContext.get()
+        rank = context.partitionId()
+        host = context.getTaskInfos()[rank].address.rsplit(":", 1)[0]
+        addresses = context.allGather(f"{host}:{_free_port()}")
+        tf_config = json.dumps(
+            {"cluster": {"worker": addresses}, "task": {"type": "worker", "index": rank}}
+        )
+        spawn = multiprocessing.get_context("spawn")
+        results = spawn.Queue()
+        worker = spawn.Process(
+            target=_tensorflow_worker, args=(spec, extract, rank, tf_config, results)
+        )
+        worker.start()
+        outcome = results.get() if _wait_alive(worker, results) else None
+        worker.join()
+        if outcome is None:
+            raise EngineError(f"TensorFlow worker {rank} exited with code {worker.exitcode}.")
+        digests = context.allGather(digest(outcome["weights"]))
+        yield {
+            **outcome,
+            "rank": rank,
+            "identical": len(set(digests)) == 1,
+            "weights": outcome["weights"] if rank == 0 else None,
+        }
+
+    return run
+
+
+def _wait_alive(worker, results) -> bool:
+    """Whether the worker put a result before it ended."""
+    while worker.is_alive() or not results.empty():
+        if not results.empty():
+            return True
+        worker.join(timeout=0.5)
+    return not results.empty()
+
+
+def train_distributed(spark, spec: TrainSpec, extract: Extract, workers: int) -> TrainResult:
+    """`workers` TensorFlow workers, one per Spark barrier task."""
+    slots = spark.sparkContext.defaultParallelism
+    if workers > slots:
+        raise EngineError(
+            f"--workers {workers} exceeds the {slots} task slots of this Spark master."
+        )
+    ranks = (
+        spark.sparkContext.parallelize(range(workers), workers)
+        .barrier()
+        .mapPartitions(_barrier_task(spec, extract, workers))
+        .collect()
+    )
+    first = next(r for r in ranks if r["rank"] == 0)
+    if any(r["replicas"] != workers for r in ranks):
+        raise EngineError(f"the strategy synchronised {first['replicas']} replicas, not {workers}.")
+    return TrainResult(
+        first["weights"],
+        first["history"],
+        first["replicas"],
+        all(r["identical"] for r in ranks),
+        max(r["seconds"] for r in ranks),
+        first["rate"],
+    )

@@ -1,0 +1,98 @@
+"""MLflow runs: what was trained, on which validated snapshot, with what result."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import tempfile
+from dataclasses import asdict
+from importlib.metadata import version
+from pathlib import Path
+
+from ml.data import Extract, Scaling
+from ml.engines import TrainResult, TrainSpec
+from topolake.settings import PROJECT_ROOT, Settings
+
+EXPERIMENT = "topolake"
+PACKAGES = ("tensorflow", "tf-keras", "pyspark", "numpy", "pyarrow", "mlflow", "topolake")
+
+
+def git_revision() -> str:
+    try:
+        return subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True,
+            check=True,
+        ).stdout.strip()  # fmt: skip
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def use_tracking(settings: Settings) -> None:
+    import mlflow
+
+    mlflow.set_tracking_uri(settings.tracking_uri)
+    if mlflow.get_experiment_by_name(EXPERIMENT) is None:
+        artifacts = None if settings.mlflow_uri else (settings.home / "mlartifacts").as_uri()
+        mlflow.create_experiment(EXPERIMENT, artifact_location=artifacts)
+    mlflow.set_experiment(EXPERIMENT)
+
+
+def log_training(
+    settings: Settings,
+    spec: TrainSpec,
+    engine: str,
+    workers: int,
+    extract: Extract,
+    result: TrainResult,
+    model,
+) -> str:
+    """One MLflow run: params, a metric per epoch, lineage tags, the model with its scaling."""
+    import mlflow
+
+    use_tracking(settings)
+    gold = extract.gold
+    with mlflow.start_run(run_name=f"{spec.model}-{engine}-{workers}w") as run:
+        params = {k: v for k, v in asdict(spec).items() if k != "architecture"}
+        params |= {f"arch_{k}": v for k, v in asdict(spec.architecture).items() if k != "extra"}
+        mlflow.log_params({**params, "engine": engine, "workers": workers,
+                           "train_events": extract.events.get("train", 0),
+                           "test_events": extract.events.get("test", 0)})  # fmt: skip
+        mlflow.set_tags(
+            {
+                "topolake.gold_snapshots": json.dumps(gold.snapshots),
+                "topolake.validation_id": gold.validation_id or "",
+                "topolake.validated": str(gold.validation_id is not None).lower(),
+                "topolake.skipped_validation": str(gold.validation_id is None).lower(),
+                "topolake.git_revision": git_revision(),
+                "topolake.replicas": result.replicas,
+                "topolake.identical_weights": str(result.identical_weights).lower(),
+                **{f"version.{p}": version(p) for p in PACKAGES},
+            }
+        )
+        for metric, values in result.history.items():
+            for epoch, value in enumerate(values):
+                mlflow.log_metric(metric, value, step=epoch + 1)
+        mlflow.log_metrics({"train_seconds": result.seconds,
+                            "samples_per_second": result.samples_per_second})  # fmt: skip
+        with tempfile.TemporaryDirectory() as tmp:
+            save_model(Path(tmp), model, extract.scaling, spec)
+            mlflow.log_artifacts(tmp, "model")
+        return run.info.run_id
+
+
+def save_model(directory: Path, model, scaling: Scaling, spec: TrainSpec) -> None:
+    model.save(directory / "model.keras")
+    (directory / "scaling.json").write_text(scaling.to_json())
+    (directory / "spec.json").write_text(json.dumps(asdict(spec)))
+
+
+def load_model(settings: Settings, run_id: str):
+    """(Keras model, Scaling, spec dict) of a training run."""
+    import mlflow
+    import tf_keras as keras
+
+    use_tracking(settings)
+    local = Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="model"))
+    model = keras.models.load_model(local / "model.keras")
+    scaling = Scaling.from_json((local / "scaling.json").read_text())
+    return model, scaling, json.loads((local / "spec.json").read_text())

@@ -1,0 +1,113 @@
+"""Training from validated gold snapshots: every model trains, two TF workers synchronise,
+an unvalidated snapshot is refused, a model reloaded from MLflow predicts the same."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import ml  # noqa: F401  (Keras 2 before TensorFlow loads)
+from expectations.snapshots import current_snapshot
+from ml.data import extract, pin_gold
+from ml.engines import INPUTS, TrainSpec, train_distributed, train_single
+from ml.models import build
+from ml.tracking import load_model, log_training
+from tests.conftest import run_topolake
+from topolake.settings import load_settings
+
+pytestmark = pytest.mark.slow
+SMALL = {"epochs": 1, "batch_size": 32, "max_particles": 64}
+
+
+@pytest.fixture
+def gold_extract(spark, topolake_home, validated_gold):
+    current, _ = validated_gold
+    assert current().returncode == 0
+    gold = pin_gold(spark, None, skip_validation=False)
+    assert gold.validation_id is not None
+    return extract(spark, load_settings(home=topolake_home), gold)
+
+
+def test_the_extract_pads_after_the_real_particles_and_scales_on_the_training_split(
+    gold_extract,
+):
+    from ml.data import batches
+
+    (particles, hlf), labels = next(
+        batches(gold_extract.files("train"), 64, 801, gold_extract.scaling, ("particles", "hlf"))
+    )
+    assert particles.shape == (64, 801, 19) and hlf.shape == (64, 14)
+    real = np.any(particles != 0, axis=2)
+    # padding rows are exactly zero and only after the real particles
+    assert all(np.all(row[: row.sum()]) and not np.any(row[row.sum() :]) for row in real)
+    assert hlf.min() >= 0 and hlf.max() <= 1
+    assert set(np.unique(labels)) <= {0, 1, 2}
+
+
+@pytest.mark.parametrize("model", sorted(INPUTS))
+def test_each_model_trains_in_one_process(gold_extract, model):
+    result = train_single(TrainSpec(model, **SMALL), gold_extract, log=lambda line: None)
+    assert np.isfinite(result.history["loss"]).all() and "val_accuracy" in result.history
+
+
+@pytest.mark.parametrize("model", ["hlf", "inclusive"])
+def test_two_tf_workers_are_in_sync_and_end_with_identical_weights(spark, gold_extract, model):
+    result = train_distributed(spark, TrainSpec(model, **SMALL), gold_extract, workers=2)
+    assert result.replicas == 2
+    assert result.identical_weights
+
+
+def test_a_model_reloaded_from_mlflow_predicts_the_same(topolake_home, gold_extract):
+    from ml.data import batches
+
+    settings = load_settings(home=topolake_home)
+    spec = TrainSpec("inclusive", **SMALL)
+    result = train_single(spec, gold_extract, log=lambda line: None)
+    model = build(spec.model, spec.max_particles)
+    model.set_weights(result.weights)
+    run_id = log_training(settings, spec, "tf", 1, gold_extract, result, model)
+
+    reloaded, scaling, saved_spec = load_model(settings, run_id)
+    assert scaling == gold_extract.scaling and saved_spec["model"] == "inclusive"
+    x, _ = next(batches(gold_extract.files("test"), 16, 64, scaling, INPUTS["inclusive"]))
+    np.testing.assert_array_equal(model.predict(list(x), verbose=0),
+                                  reloaded.predict(list(x), verbose=0))  # fmt: skip
+
+
+def test_train_refuses_an_unvalidated_snapshot_and_bad_settings_before_any_work(
+    spark, topolake_home, validated_gold
+):
+    current, work = validated_gold
+    assert current().returncode == 0
+    validated = current_snapshot(spark, "lake.gold.training_set")
+    spark.sql("INSERT INTO lake.gold.training_set SELECT * FROM lake.gold.training_set LIMIT 1")
+    unvalidated = current_snapshot(spark, "lake.gold.training_set")
+    try:
+        refused = run_topolake("train", "--snapshot", str(unvalidated), home=topolake_home,
+                               cwd=work)  # fmt: skip
+        assert refused.returncode == 2
+        assert f"gold snapshot {unvalidated} has no passing validation" in refused.stderr
+        assert "topolake validate --layer gold" in refused.stderr
+
+        too_many = run_topolake("train", "--workers", "3", home=topolake_home, cwd=work)
+        assert too_many.returncode == 2 and "exceeds the 2 task slots" in too_many.stderr
+
+        skipped = run_topolake("train", "--snapshot", str(unvalidated), "--skip-validation",
+                               "--epochs", "1", "--max-particles", "32", home=topolake_home,
+                               cwd=work)  # fmt: skip
+        assert skipped.returncode == 0, skipped.stderr
+        assert "WITHOUT a passing validation" in skipped.stderr
+        import mlflow
+
+        mlflow.set_tracking_uri(load_settings(home=topolake_home).tracking_uri)
+        (run,) = mlflow.search_runs(
+            experiment_names=["topolake"],
+            output_format="list",
+            filter_string="tags.`topolake.skipped_validation` = 'true'",
+        )
+        assert json.loads(run.data.tags["topolake.gold_snapshots"])[
+            "lake.gold.training_set"] == unvalidated  # fmt: skip
+    finally:
+        spark.sql(f"CALL lake.system.rollback_to_snapshot('gold.training_set', {validated})")
