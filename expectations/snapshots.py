@@ -11,14 +11,20 @@ class SnapshotError(ValueError):
     """A snapshot that does not exist, or a table without one."""
 
 
-def current_snapshot(spark: SparkSession, table: str) -> int:
+def _latest_ancestor(spark: SparkSession, table: str, condition: str = "true") -> int | None:
+    """The newest snapshot of the table's current history that meets `condition`."""
     rows = spark.sql(
-        f"SELECT snapshot_id FROM {table}.history WHERE is_current_ancestor "
+        f"SELECT snapshot_id FROM {table}.history WHERE is_current_ancestor AND {condition} "
         "ORDER BY made_current_at DESC LIMIT 1"
     ).collect()
-    if not rows:
+    return rows[0].snapshot_id if rows else None
+
+
+def current_snapshot(spark: SparkSession, table: str) -> int:
+    snapshot = _latest_ancestor(spark, table)
+    if snapshot is None:
         raise SnapshotError(f"{table} has no snapshot yet: build it first.")
-    return rows[0].snapshot_id
+    return snapshot
 
 
 def snapshot_time(spark: SparkSession, table: str, snapshot_id: int) -> datetime | None:
@@ -29,14 +35,12 @@ def snapshot_time(spark: SparkSession, table: str, snapshot_id: int) -> datetime
 
 
 def snapshot_as_of(spark: SparkSession, table: str, moment: datetime) -> int:
-    rows = spark.sql(
-        f"SELECT snapshot_id FROM {table}.history "
-        f"WHERE is_current_ancestor AND made_current_at <= timestamp'{moment.isoformat(sep=' ')}' "
-        "ORDER BY made_current_at DESC LIMIT 1"
-    ).collect()
-    if not rows:
+    snapshot = _latest_ancestor(
+        spark, table, f"made_current_at <= timestamp'{moment.isoformat(sep=' ')}'"
+    )
+    if snapshot is None:
         raise SnapshotError(f"{table} has no snapshot at or before {moment}.")
-    return rows[0].snapshot_id
+    return snapshot
 
 
 def resolve(spark: SparkSession, tables: tuple[str, ...], snapshot: str | None) -> dict[str, int]:

@@ -150,7 +150,7 @@ def _write_extract(spark: SparkSession, gold: GoldSnapshot, path: Path) -> None:
     staging = path.with_name(path.name + ".tmp")
     shutil.rmtree(staging, ignore_errors=True)
     (
-        rows.repartition(4)
+        rows.repartition(4, "shuffle_key")  # deterministic: the same files on a rewrite
         # the writer needs rows grouped by its partition column: sort by it first
         .sortWithinPartitions("split", "shuffle_key")
         .write.partitionBy("split")

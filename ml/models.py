@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 N_HLF = 14
 N_PARTICLE_FEATURES = 19
@@ -16,7 +16,6 @@ class Architecture:
     gru_units: int = 50
     dropout: float = 0.2
     inclusive_dense: int = 25
-    extra: dict = field(default_factory=dict)
 
 
 def build(name: str, max_particles: int, arch: Architecture = Architecture(), seed: int = 0):

@@ -53,7 +53,7 @@ def log_training(
     gold = extract.gold
     with mlflow.start_run(run_name=f"{spec.model}-{engine}-{workers}w") as run:
         params = {k: v for k, v in asdict(spec).items() if k != "architecture"}
-        params |= {f"arch_{k}": v for k, v in asdict(spec.architecture).items() if k != "extra"}
+        params |= {f"arch_{k}": v for k, v in asdict(spec.architecture).items()}
         mlflow.log_params({**params, "engine": engine, "workers": workers,
                            "train_events": extract.events.get("train", 0),
                            "test_events": extract.events.get("test", 0)})  # fmt: skip

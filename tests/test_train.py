@@ -111,3 +111,12 @@ def test_train_refuses_an_unvalidated_snapshot_and_bad_settings_before_any_work(
             "lake.gold.training_set"] == unvalidated  # fmt: skip
     finally:
         spark.sql(f"CALL lake.system.rollback_to_snapshot('gold.training_set', {validated})")
+
+
+def test_a_process_that_loaded_tensorflow_can_still_read_over_xrootd():
+    import subprocess
+    import sys
+
+    code = "import ml, tensorflow; import XRootD.client; print('ok')"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-500:]
