@@ -56,7 +56,8 @@ def drop_all_tables(spark) -> None:
 
 @pytest.fixture
 def lake(spark):
-    """The Spark session, with every lakehouse table dropped after the test."""
+    """The Spark session on an empty lakehouse; its tables are dropped after the test."""
+    drop_all_tables(spark)
     yield spark
     drop_all_tables(spark)
 
