@@ -14,6 +14,8 @@ from collections.abc import Callable
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from topolake.tables import PARTICLE_FEATURES
+
 #: (collection, momentum field) of the bronze collections.
 MOMENTA = [
     ("EFlowTrack", "PT"),
@@ -34,11 +36,6 @@ ETA_COLLECTIONS = [
 ]
 ISOLATION = ["ChPFIso", "GammaPFIso", "NeuPFIso"]
 PARTICLE_GROUPS = ["tracks", "photons", "neutral_hadrons"]
-PARTICLE_FEATURES = [
-    "Energy", "Px", "Py", "Pz", "Pt", "Eta", "Phi", "vtxX", "vtxY", "vtxZ",
-    "ChPFIso", "GammaPFIso", "NeuPFIso", "isChHad", "isNeuHad", "isGamma", "isEle", "isMu",
-    "Charge",
-]  # fmt: skip
 
 
 def is_not_finite(x: Column) -> Column:

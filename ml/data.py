@@ -21,17 +21,19 @@ import pyarrow.parquet as pq
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from expectations.checks import PARTICLE_FEATURES
 from expectations.records import passed_with
 from expectations.snapshots import resolve
 from topolake.settings import Settings
-from topolake.tables import GOLD_HLF_FEATURES, GOLD_PARTICLE_SEQUENCES, GOLD_TRAINING_SET
+from topolake.tables import (
+    GOLD_HLF_FEATURES,
+    GOLD_PARTICLE_SEQUENCES,
+    GOLD_TRAINING_SET,
+    HLF_FEATURES,
+    LAYER_TABLES,
+    PARTICLE_FEATURES,
+)
 
-GOLD_TABLES = (GOLD_HLF_FEATURES, GOLD_PARTICLE_SEQUENCES, GOLD_TRAINING_SET)
-HLF_FEATURES = [
-    "HT", "MET", "PhiMET", "MT", "nJets", "nBJets", "LepPt", "LepEta", "LepPhi",
-    "LepIsoCh", "LepIsoGamma", "LepIsoNeu", "LepCharge", "LepIsEle",
-]  # fmt: skip
+GOLD_TABLES = LAYER_TABLES["gold"]
 
 
 class SnapshotRefused(ValueError):

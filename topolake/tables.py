@@ -30,3 +30,15 @@ LAYER_TABLES = {
     "silver": (SILVER_SELECTED_EVENTS,),
     "gold": (GOLD_HLF_FEATURES, GOLD_PARTICLE_SEQUENCES, GOLD_TRAINING_SET),
 }
+
+#: The gold feature contract (PHYSICS.md, in order): the 14 columns of gold.hlf_features and
+#: the 19 fields of each gold.particle_sequences particle.
+HLF_FEATURES = [
+    "HT", "MET", "PhiMET", "MT", "nJets", "nBJets", "LepPt", "LepEta", "LepPhi",
+    "LepIsoCh", "LepIsoGamma", "LepIsoNeu", "LepCharge", "LepIsEle",
+]  # fmt: skip
+PARTICLE_FEATURES = [
+    "Energy", "Px", "Py", "Pz", "Pt", "Eta", "Phi", "vtxX", "vtxY", "vtxZ",
+    "ChPFIso", "GammaPFIso", "NeuPFIso", "isChHad", "isNeuHad", "isGamma", "isEle", "isMu",
+    "Charge",
+]  # fmt: skip
