@@ -21,8 +21,8 @@ import pyarrow.parquet as pq
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from expectations.records import passed_with
-from expectations.snapshots import resolve
+from expectations.records import latest_passed, passed_with
+from expectations.snapshots import SnapshotError, resolve
 from topolake.settings import Settings
 from topolake.tables import (
     GOLD_HLF_FEATURES,
@@ -54,9 +54,6 @@ class GoldSnapshot:
 def pin_gold(spark: SparkSession, snapshot: str | None, skip_validation: bool) -> GoldSnapshot:
     """The gold snapshots to train on: `snapshot` (an id of one gold table, or a timestamp),
     or the newest one with a passing validation."""
-    from expectations.records import latest_passed
-    from expectations.snapshots import SnapshotError
-
     try:
         if snapshot is None:
             passed = latest_passed(spark, "gold")

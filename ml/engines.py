@@ -12,6 +12,7 @@ import hashlib
 import json
 import math
 import os
+import queue
 import socket
 import sys
 import time
@@ -182,7 +183,7 @@ def _barrier_task(spec: TrainSpec, extract: Extract, workers: int):
             target=_tensorflow_worker, args=(spec, extract, rank, tf_config, results)
         )
         worker.start()
-        outcome = results.get() if _wait_alive(worker, results) else None
+        outcome = _result_of(worker, results)
         worker.join()
         if outcome is None:
             raise EngineError(f"TensorFlow worker {rank} exited with code {worker.exitcode}.")
@@ -197,22 +198,30 @@ def _barrier_task(spec: TrainSpec, extract: Extract, workers: int):
     return run
 
 
-def _wait_alive(worker, results) -> bool:
-    """Whether the worker put a result before it ended."""
-    while worker.is_alive() or not results.empty():
-        if not results.empty():
-            return True
-        worker.join(timeout=0.5)
-    return not results.empty()
+def _result_of(worker, results) -> dict | None:
+    """The worker's result, read before joining it (a process that put a large object on a
+    queue ends only once it is read); None if the worker died without one."""
+    while True:
+        try:
+            return results.get(timeout=1)
+        except queue.Empty:
+            if not worker.is_alive():
+                return None
+
+
+def check_workers(spark, workers: int) -> None:
+    """Refuse more TensorFlow workers than the Spark master has task slots (a barrier stage
+    needs all its tasks at once)."""
+    slots = spark.sparkContext.defaultParallelism
+    if workers > slots:
+        raise EngineError(
+            f"--workers {workers} exceeds the {slots} task slots of {spark.sparkContext.master}."
+        )
 
 
 def train_distributed(spark, spec: TrainSpec, extract: Extract, workers: int) -> TrainResult:
     """`workers` TensorFlow workers, one per Spark barrier task."""
-    slots = spark.sparkContext.defaultParallelism
-    if workers > slots:
-        raise EngineError(
-            f"--workers {workers} exceeds the {slots} task slots of this Spark master."
-        )
+    check_workers(spark, workers)
     ranks = (
         spark.sparkContext.parallelize(range(workers), workers)
         .barrier()

@@ -310,18 +310,23 @@ def train(
     """Train a classifier on a pinned, validated gold snapshot; track it in MLflow."""
     import ml  # noqa: F401  (Keras 2 before TensorFlow loads)
     from ml.data import SnapshotRefused, extract, pin_gold
-    from ml.engines import EngineError, TrainSpec, train_distributed, train_single
+    from ml.engines import (
+        EngineError,
+        TrainSpec,
+        check_workers,
+        train_distributed,
+        train_single,
+    )
     from ml.models import build
     from ml.tracking import log_training
 
     if engine is Engine.bigdl:
         raise fail("the BigDL engine is not available yet (issue #6): use --engine tf.", 2)
     spark = spark_session()
-    slots = spark.sparkContext.defaultParallelism
-    if workers > slots:
-        raise fail(
-            f"--workers {workers} exceeds the {slots} task slots of {State.settings.master}.", 2
-        )
+    try:
+        check_workers(spark, workers)
+    except EngineError as err:
+        raise fail(str(err), 2) from err
     try:
         gold = pin_gold(spark, snapshot, skip_validation)
     except SnapshotRefused as err:
