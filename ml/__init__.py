@@ -1,8 +1,9 @@
 """Training the three classifiers from validated gold snapshots.
 
 `models` builds the Keras architectures, `data` turns a pinned, validated gold snapshot into
-scaled training inputs, `engines` trains on Spark (TensorFlow multi-worker), `tracking` records
-runs in MLflow.
+scaled training inputs, `engines` trains with TensorFlow (one process or multi-worker on
+Spark), `bigdl_engine` with BigDL, `training` runs either and `tracking` records the run in
+MLflow, `evaluate` scores it on the test split, `tuning` searches a grid on Spark.
 """
 
 import contextlib
@@ -15,3 +16,4 @@ with contextlib.suppress(ImportError):
 # tf-keras (Keras 2): Keras 3 fails under MultiWorkerMirroredStrategy (STACK.md).
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")

@@ -178,8 +178,12 @@ def _write_extract(spark: SparkSession, gold: GoldSnapshot, path: Path) -> None:
     staging.rename(path)
 
 
-def pad_particles(column: pa.ListArray, max_particles: int, scaling: Scaling | None) -> np.ndarray:
-    """list<struct<19 floats>> -> (events, max_particles, 19), zero rows after the real ones.
+def pad_particles(
+    column: pa.ListArray, max_particles: int, scaling: Scaling | None, padding: str = "post"
+) -> np.ndarray:
+    """list<struct<19 floats>> -> (events, max_particles, 19), zero rows after the real ones
+    ("post", for a Masking layer to skip) or before them ("pre", for recurrent layers that
+    cannot skip them: the real particles then come last, next to the output).
 
     Events with more particles keep their last `max_particles` (the closest to the lepton,
     the lepton itself last), as Keras's pad_sequences truncates by default.
@@ -197,6 +201,8 @@ def pad_particles(column: pa.ListArray, max_particles: int, scaling: Scaling | N
     kept = counts[row] - max_particles  # drop the first ones of long events
     keep = position >= kept
     position = position - np.maximum(kept, 0)
+    if padding == "pre":
+        position = position + np.maximum(-kept, 0)
     out = np.zeros((events, max_particles, len(PARTICLE_FEATURES)), np.float32)
     out[row[keep], position[keep]] = values[keep]
     return out
@@ -209,6 +215,7 @@ def batches(
     scaling: Scaling | None,
     inputs: tuple[str, ...],
     shard: tuple[int, int] = (0, 1),
+    padding: str = "post",
 ) -> Iterator[tuple[tuple[np.ndarray, ...], np.ndarray]]:
     """Scaled (inputs, labels) batches of this worker's share (every n-th event) of `files`."""
     rank, workers = shard
@@ -225,18 +232,19 @@ def batches(
             pending_rows += len(mine)
             while pending_rows >= batch_size:
                 table = pa.Table.from_batches(pending)
-                yield _arrays(table.slice(0, batch_size), max_particles, scaling, inputs)
+                yield _arrays(table.slice(0, batch_size), max_particles, scaling, inputs, padding)
                 rest = table.slice(batch_size)
                 pending, pending_rows = rest.to_batches(), rest.num_rows
     if pending_rows:
-        yield _arrays(pa.Table.from_batches(pending), max_particles, scaling, inputs)
+        yield _arrays(pa.Table.from_batches(pending), max_particles, scaling, inputs, padding)
 
 
-def _arrays(table: pa.Table, max_particles: int, scaling: Scaling | None, inputs):
+def _arrays(table: pa.Table, max_particles: int, scaling: Scaling | None, inputs, padding):
     x = []
     for name in inputs:
         if name == "particles":
-            x.append(pad_particles(table["particles"].combine_chunks(), max_particles, scaling))
+            particles = table["particles"].combine_chunks()
+            x.append(pad_particles(particles, max_particles, scaling, padding))
         else:
             hlf = table["hlf"].combine_chunks()
             values = hlf.flatten().to_numpy(zero_copy_only=False).reshape(-1, len(HLF_FEATURES))

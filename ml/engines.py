@@ -36,6 +36,14 @@ class TrainSpec:
     seed: int = 0
     architecture: Architecture = field(default_factory=Architecture)
 
+    @classmethod
+    def from_dict(cls, values: dict) -> TrainSpec:
+        """The inverse of dataclasses.asdict (as saved with a model)."""
+        arch = dict(values.get("architecture", {}))
+        if "hidden" in arch:
+            arch["hidden"] = tuple(arch["hidden"])
+        return cls(**{**values, "architecture": Architecture(**arch)})
+
 
 @dataclass
 class TrainResult:
@@ -65,7 +73,8 @@ def _dataset(files, spec: TrainSpec, scaling: Scaling, shard=(0, 1), repeat=True
 
     def generate():
         while True:
-            yield from batches(files, spec.batch_size, spec.max_particles, scaling, inputs, shard)
+            yield from batches(files, spec.batch_size, spec.max_particles, scaling, inputs, shard,
+                               spec.architecture.padding)  # fmt: skip
             if not repeat:
                 return
 

@@ -16,6 +16,13 @@ class Architecture:
     gru_units: int = 50
     dropout: float = 0.2
     inclusive_dense: int = 25
+    # False for engines whose recurrent layers cannot skip padding (BigDL): the sequences
+    # are then padded in front, and the model has no Masking layer.
+    masked: bool = True
+
+    @property
+    def padding(self) -> str:
+        return "post" if self.masked else "pre"
 
 
 def build(name: str, max_particles: int, arch: Architecture = Architecture(), seed: int = 0):
@@ -32,8 +39,13 @@ def build(name: str, max_particles: int, arch: Architecture = Architecture(), se
             x = layers.Dense(width, activation="relu", name=f"dense_{i}")(x)
         return keras.Model(hlf, outputs_layer(x), name="hlf_classifier")
     particles = keras.Input((max_particles, N_PARTICLE_FEATURES), name="particles")
-    masked = layers.Masking(mask_value=0.0, name="padding")(particles)
-    gru = layers.GRU(arch.gru_units, name="gru")(masked)
+    sequence = (
+        layers.Masking(mask_value=0.0, name="padding")(particles) if arch.masked else particles
+    )
+    # the reference's GRU cell (Keras 2.2): hard-sigmoid gates, reset gate before the matmul
+    gru = layers.GRU(
+        arch.gru_units, recurrent_activation="hard_sigmoid", reset_after=False, name="gru"
+    )(sequence)
     if name == "particles":
         x = layers.Dropout(arch.dropout, name="dropout")(gru)
         return keras.Model(particles, outputs_layer(x), name="particle_sequence_classifier")

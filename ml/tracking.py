@@ -59,6 +59,7 @@ def log_training(
                            "test_events": extract.events.get("test", 0)})  # fmt: skip
         mlflow.set_tags(
             {
+                "topolake.kind": "train",
                 "topolake.gold_snapshots": json.dumps(gold.snapshots),
                 "topolake.validation_id": gold.validation_id or "",
                 "topolake.validated": str(gold.validation_id is not None).lower(),

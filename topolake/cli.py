@@ -308,35 +308,31 @@ def train(
     ] = False,
 ) -> None:
     """Train a classifier on a pinned, validated gold snapshot; track it in MLflow."""
+    from ml.engines import TrainSpec
+
+    spec = TrainSpec(str(model), epochs, batch_size, max_particles, learning_rate, seed)
+    spark = spark_session()
+    data = training_extract(spark, snapshot, skip_validation, workers)
+    trained = train_tracked(spark, spec, str(engine), workers, data)
+    console.print(f"MLflow run {trained.run_id}", highlight=False)
+
+
+def training_extract(spark, snapshot: str | None, skip_validation: bool, workers: int):
+    """The extract of the pinned gold snapshot, after refusing bad settings."""
     import ml  # noqa: F401  (Keras 2 before TensorFlow loads)
     from ml.data import SnapshotRefused, extract, pin_gold
-    from ml.engines import (
-        EngineError,
-        TrainSpec,
-        check_workers,
-        train_distributed,
-        train_single,
-    )
-    from ml.models import build
-    from ml.tracking import log_training
+    from ml.engines import EngineError, check_workers
 
-    if engine is Engine.bigdl:
-        raise fail("the BigDL engine is not available yet (issue #6): use --engine tf.", 2)
-    spark = spark_session()
     try:
         check_workers(spark, workers)
-    except EngineError as err:
-        raise fail(str(err), 2) from err
-    try:
         gold = pin_gold(spark, snapshot, skip_validation)
-    except SnapshotRefused as err:
+    except (EngineError, SnapshotRefused) as err:
         raise fail(str(err), 2) from err
     if gold.validation_id is None:
         console.print(
             "[bold yellow]warning: training on a gold snapshot WITHOUT a passing validation "
             "(--skip-validation); the run records it.[/]"
         )
-    spec = TrainSpec(str(model), epochs, batch_size, max_particles, learning_rate, seed)
     with console.status("preparing the training extract"):
         data = extract(spark, State.settings, gold)
     console.print(
@@ -344,24 +340,56 @@ def train(
         f"{data.events.get('train', 0)} training, {data.events.get('test', 0)} test events",
         highlight=False,
     )
+    return data
+
+
+def train_tracked(spark, spec, engine: str, workers: int, data):
+    """Train one model with per-epoch progress, track it; a failure exits with its reason."""
+    from ml.engines import EngineError
+    from ml.training import train_and_track
+
+    console.print(f"training {spec.model} with {engine} x {workers}", highlight=False)
+
+    def log(line: str) -> None:
+        console.print(f"  {line}", highlight=False)
+
     try:
-        if workers == 1:
-            result = train_single(spec, data, log=lambda line: console.print(line, highlight=False))
-        else:
-            result = train_distributed(spark, spec, data, workers)
+        trained = train_and_track(spark, State.settings, spec, engine, workers, data, log)
     except EngineError as err:
         raise fail(str(err)) from err
-    if not result.identical_weights:
-        raise fail("the workers ended with different weights: training did not synchronise.")
-    trained = build(spec.model, spec.max_particles, spec.architecture, spec.seed)
-    trained.set_weights(result.weights)
-    run_id = log_training(State.settings, spec, str(engine), workers, data, result, trained)
+    result = trained.result
     console.print(
-        f"trained {model} with {engine} x {workers} ({result.replicas} replicas in sync) in "
-        f"{result.seconds:.1f} s, {result.samples_per_second:,.0f} samples/s; "
-        f"MLflow run {run_id}",
+        f"trained {spec.model} with {engine} x {workers} ({result.replicas} replicas in sync) "
+        f"in {result.seconds:.1f} s, {result.samples_per_second:,.0f} samples/s",
         highlight=False,
     )
+    return trained
+
+
+@app.command()
+def evaluate(
+    run: Annotated[
+        str | None, typer.Argument(help="MLflow run id; default: the latest training run.")
+    ] = None,
+) -> None:
+    """Evaluate a training run on its test split: accuracy, ROC/AUC, confusion, plots."""
+    evaluation = evaluate_tracked(spark_session(), run)
+    console.print(f"plots: {Path(evaluation.plots['roc']).parent}", highlight=False)
+
+
+def evaluate_tracked(spark, run: str | None):
+    import ml  # noqa: F401  (Keras 2 before TensorFlow loads)
+    from ml.evaluate import COMPARISON_COLUMNS, EvaluationError, comparison_rows, evaluate_run
+
+    try:
+        with console.status("evaluating on the test split"):
+            evaluation = evaluate_run(spark, State.settings, run)
+    except EvaluationError as err:
+        raise fail(str(err), 2) from err
+    console.print(f"run {evaluation.run_id}: {evaluation.model} ({evaluation.engine})",
+                  highlight=False)  # fmt: skip
+    print_rows(list(COMPARISON_COLUMNS), comparison_rows([evaluation]), OutputFormat.table)
+    return evaluation
 
 
 def simulate_locally(tasks, events: int, description: str):

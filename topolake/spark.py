@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 from pathlib import Path
@@ -39,12 +40,22 @@ logger.plan_strings.level = error
 """
 
 
+def bigdl_jars() -> list[Path]:
+    """BigDL's jars where it is installed: the JVM must have them from the start."""
+    spec = importlib.util.find_spec("bigdl")
+    if spec is None or not spec.submodule_search_locations:
+        return []
+    root = Path(next(iter(spec.submodule_search_locations)))
+    return sorted(root.glob("share/*/lib/*.jar"))
+
+
 def spark_properties(settings: Settings) -> dict[str, str]:
     """Every Spark property topolake relies on; the single source for all stages."""
     properties = {
-        "spark.master": settings.master,
+        # spelt out: BigDL's engine reads local[*] as one core
+        "spark.master": settings.master.replace("local[*]", f"local[{os.cpu_count()}]"),
         "spark.app.name": "topolake",
-        "spark.jars": str(iceberg_runtime_jar()),
+        "spark.jars": ",".join(str(jar) for jar in [iceberg_runtime_jar(), *bigdl_jars()]),
         "spark.sql.extensions": (
             "org.apache.iceberg.spark.extensions.IcebergSparkSessionExtensions"
         ),

@@ -1,0 +1,192 @@
+"""The BigDL engine: the same architectures, trained data-parallel over the Spark executors.
+
+BigDL (bigdl-dllib-spark3, the successor of Analytics Zoo's Keras API that the reference
+used) keeps one model replica per executor core and all-reduces the gradients through Spark's
+block manager at every iteration, so training is synchronous by construction. Its recurrent
+layers cannot skip padding, so its models take sequences padded in front and have no Masking
+layer (`Architecture(masked=False)`). Initial weights come from the tf-keras model of the
+same seed and trained weights go back into it, so tracking and evaluation are the same for
+both engines.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from ml.data import Extract, batches
+from ml.engines import INPUTS, EngineError, TrainResult, TrainSpec
+from ml.models import N_CLASSES, N_HLF, N_PARTICLE_FEATURES, build
+from topolake.spark import bigdl_jars
+
+
+def bigdl_spec(spec: TrainSpec) -> TrainSpec:
+    """The spec as BigDL trains it: front padding, no Masking layer."""
+    return replace(spec, architecture=replace(spec.architecture, masked=False))
+
+
+def _start_bigdl(spark) -> tuple[int, int]:
+    """Initialise BigDL's engine on the running SparkContext; (nodes, cores per node)."""
+    if not bigdl_jars():
+        raise EngineError(
+            "BigDL is not installed: `make install` installs bigdl-dllib-spark3 2.4.0."
+        )
+    # BigDL otherwise points PYTHONHOME at the virtual environment, where no stdlib lives
+    os.environ["PYTHONHOME"] = sys.base_prefix
+    from bigdl.dllib.nncontext import init_nncontext
+    from bigdl.dllib.utils.common import get_node_and_core_number
+
+    try:
+        init_nncontext(redirect_spark_log=False)  # adopts the running SparkContext
+    except Exception as err:  # the JVM's refusal, e.g. its jar missing from the classpath
+        raise EngineError(f"BigDL could not start on this Spark session: {err}") from err
+    return get_node_and_core_number()
+
+
+def build_bigdl(name: str, max_particles: int, spec: TrainSpec):
+    """The BigDL Keras-API twin of `ml.models.build(name, ...)` without masking."""
+    from bigdl.dllib.keras.layers import GRU, Dense, Dropout, Input, merge
+    from bigdl.dllib.keras.models import Model
+
+    arch = spec.architecture
+    hlf = Input(shape=(N_HLF,), name="hlf")
+    if name == "hlf":
+        x = hlf
+        for i, width in enumerate(arch.hidden):
+            x = Dense(width, activation="relu", name=f"dense_{i}")(x)
+        return Model(hlf, Dense(N_CLASSES, activation="softmax", name="classes")(x))
+    particles = Input(shape=(max_particles, N_PARTICLE_FEATURES), name="particles")
+    gru = GRU(arch.gru_units, inner_activation="hard_sigmoid", name="gru")(particles)
+    branch = Dropout(arch.dropout, name="dropout")(gru)
+    if name == "particles":
+        return Model(particles, Dense(N_CLASSES, activation="softmax", name="classes")(branch))
+    x = merge([branch, hlf], mode="concat", name="gru_and_hlf")
+    x = Dense(arch.inclusive_dense, activation="relu", name="dense")(x)
+    return Model([particles, hlf], Dense(N_CLASSES, activation="softmax", name="classes")(x))
+
+
+def _gru_to_bigdl(kernel, recurrent, bias):
+    """tf-keras GRU (reset_after=False; gates z, r, h) -> BigDL's (r, z, h) blocks."""
+    z, r, h = np.split(kernel, 3, axis=1)
+    uz, ur, uh = np.split(recurrent, 3, axis=1)
+    bz, br, bh = np.split(bias, 3)
+    return [np.concatenate([r.T, z.T, h.T]), np.concatenate([br, bz, bh]),
+            np.concatenate([ur.T, uz.T]), uh.T]  # fmt: skip
+
+
+def _gru_to_keras(w_input, b, w_recurrent, w_candidate):
+    r, z, h = np.split(w_input, 3)
+    br, bz, bh = np.split(b, 3)
+    ur, uz = np.split(w_recurrent, 2)
+    return [np.concatenate([z.T, r.T, h.T], axis=1),
+            np.concatenate([uz.T, ur.T, w_candidate.T], axis=1),
+            np.concatenate([bz, br, bh])]  # fmt: skip
+
+
+def keras_to_bigdl(weights: list[np.ndarray], name: str) -> list[np.ndarray]:
+    """tf-keras weights (model.get_weights order) -> BigDL's: Dense kernels transposed,
+    the GRU's gates reordered."""
+    out, rest = [], list(weights)
+    if name != "hlf":
+        out += _gru_to_bigdl(*rest[:3])
+        rest = rest[3:]
+    for kernel, bias in zip(rest[::2], rest[1::2], strict=True):
+        out += [kernel.T, bias]
+    return out
+
+
+def bigdl_to_keras(weights: list[np.ndarray], name: str) -> list[np.ndarray]:
+    out, rest = [], list(weights)
+    if name != "hlf":
+        out += _gru_to_keras(*rest[:4])
+        rest = rest[4:]
+    for kernel, bias in zip(rest[::2], rest[1::2], strict=True):
+        out += [kernel.T, bias]
+    return out
+
+
+def _samples(spec: TrainSpec, extract: Extract):
+    """Per Spark partition (a list of extract files): BigDL Samples, streamed with pyarrow."""
+    inputs = INPUTS[spec.model]
+
+    def to_samples(files):
+        from bigdl.dllib.utils.common import Sample
+
+        paths = [Path(f) for f in files]
+        for x, y in batches(paths, 1024, spec.max_particles, extract.scaling, inputs,
+                            padding=spec.architecture.padding):  # fmt: skip
+            labels = y.astype(np.float32)
+            for i in range(len(y)):
+                features = [a[i] for a in x]
+                yield Sample.from_ndarray(features if len(features) > 1 else features[0],
+                                          labels[i])  # fmt: skip
+
+    return to_samples
+
+
+def _sample_rdd(spark, spec: TrainSpec, extract: Extract, split: str, partitions: int):
+    files = [str(f) for f in extract.files(split)]
+    return (
+        spark.sparkContext.parallelize(files, max(1, min(partitions, len(files))))
+        .mapPartitions(_samples(spec, extract))
+        .repartition(partitions)
+        .cache()
+    )
+
+
+def _evaluated(model, rdd, batch_size: int) -> dict[str, float]:
+    """Loss and accuracy of the model on an RDD (BigDL gives the loss, then the metrics)."""
+    loss, accuracy = (float(v) for v in model.evaluate(rdd, batch_size=batch_size))
+    return {"loss": loss, "accuracy": accuracy}
+
+
+def train_bigdl(spark, spec: TrainSpec, extract: Extract, workers: int, log=print) -> TrainResult:
+    """Train with BigDL's distributed optimizer over `workers` partitions of the extract."""
+    from bigdl.dllib.optim.optimizer import Adam
+
+    nodes, cores = _start_bigdl(spark)
+    spec = bigdl_spec(spec)
+    replicas = nodes * cores
+    # BigDL splits each global batch over every core: a multiple of the replicas
+    global_batch = spec.batch_size * replicas
+    train = _sample_rdd(spark, spec, extract, "train", workers)
+    test = _sample_rdd(spark, spec, extract, "test", workers)
+    initial = build(spec.model, spec.max_particles, spec.architecture, spec.seed)
+    model = build_bigdl(spec.model, spec.max_particles, spec)
+    model.set_weights(keras_to_bigdl(initial.get_weights(), spec.model))
+    model.compile(optimizer=Adam(learningrate=spec.learning_rate),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])  # fmt: skip
+    history: dict[str, list[float]] = {}
+    events = extract.events.get("train", 0)
+    started = time.perf_counter()
+    trained_seconds = 0.0
+    for epoch in range(spec.epochs):
+        epoch_started = time.perf_counter()
+        model.fit(train, batch_size=global_batch, nb_epoch=1, distributed=True)
+        trained_seconds += time.perf_counter() - epoch_started
+        scores = _evaluated(model, train, global_batch)
+        scores |= {f"val_{k}": v for k, v in _evaluated(model, test, global_batch).items()}
+        for metric, value in scores.items():
+            history.setdefault(metric, []).append(value)
+        log(
+            f"epoch {epoch + 1}/{spec.epochs}: "
+            + ", ".join(f"{k} {v:.4f}" for k, v in scores.items())
+        )
+    train.unpersist()
+    test.unpersist()
+    weights = bigdl_to_keras(model.get_weights(), spec.model)
+    if not all(np.isfinite(w).all() for w in weights):
+        raise EngineError("BigDL training diverged: the weights are not finite.")
+    return TrainResult(
+        weights,
+        history,
+        replicas,
+        True,  # one set of weights: BigDL's replicas are synchronised every iteration
+        time.perf_counter() - started,
+        events * spec.epochs / trained_seconds if trained_seconds else 0.0,
+    )

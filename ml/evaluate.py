@@ -1,0 +1,221 @@
+"""Evaluation of a training run on the test split of its own gold snapshot.
+
+Scores stream through the model batch by batch (the same padding and scaling as in training,
+read from the run); the metrics are the reference's: accuracy, one-vs-rest ROC and AUC per
+class, the confusion matrix, and the tt̄ and W+jets selector curves (signal efficiency against
+false-positive rate). Plots and numbers are logged back to the run.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ml.data import Extract, GoldSnapshot, batches, extract
+from ml.engines import INPUTS, TrainSpec
+from ml.tracking import EXPERIMENT, load_model, use_tracking
+from topolake.settings import Settings
+from topolake.tables import SAMPLE_LABELS
+
+CLASSES = tuple(sorted(SAMPLE_LABELS, key=SAMPLE_LABELS.get))  # by label: qcd, ttbar, wjets
+TITLES = {"qcd": "QCD", "ttbar": r"$t\bar{t}$", "wjets": "W+jets"}
+
+# PHYSICS.md, "Reference results" (3.43 M train / 0.86 M test events)
+REFERENCE = {
+    "hlf": {"accuracy": 0.9156, "auc": {"qcd": 0.9874, "ttbar": 0.9855, "wjets": 0.9813}},
+    "particles": {"accuracy": 0.9394, "auc": {"qcd": 0.9907}},
+    "inclusive": {"accuracy": 0.9564, "auc": {"qcd": 0.9950, "ttbar": 0.9969, "wjets": 0.9947}},
+}
+
+
+class EvaluationError(RuntimeError):
+    """The run cannot be evaluated; the message says why."""
+
+
+@dataclass
+class Evaluation:
+    run_id: str
+    model: str
+    engine: str
+    events: int
+    accuracy: float
+    auc: dict[str, float]
+    confusion: list[list[int]]  # rows: true class, columns: predicted class
+    plots: dict[str, str] = field(default_factory=dict)  # name -> PNG path
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2)
+
+
+def latest_training_run(settings: Settings) -> str:
+    """The newest finished training run (tuning runs are not training runs)."""
+    import mlflow
+
+    use_tracking(settings)
+    runs = mlflow.search_runs(
+        experiment_names=[EXPERIMENT],
+        filter_string="tags.`topolake.kind` = 'train' and attributes.status = 'FINISHED'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+        output_format="list",
+    )
+    if not runs:
+        raise EvaluationError("no finished training run: run `topolake train` first.")
+    return runs[0].info.run_id
+
+
+def predict(model, spec: TrainSpec, data: Extract, split: str = "test"):
+    """(class probabilities, true labels) over a split of the extract."""
+    scores, labels = [], []
+    inputs = INPUTS[spec.model]
+    for x, y in batches(data.files(split), 1024, spec.max_particles, data.scaling, inputs,
+                        padding=spec.architecture.padding):  # fmt: skip
+        scores.append(model.predict_on_batch(list(x) if len(x) > 1 else x[0]))
+        labels.append(y)
+    if not labels:
+        raise EvaluationError(f"the {split} split of {data.path} is empty.")
+    return np.concatenate(scores), np.concatenate(labels)
+
+
+def metrics(scores: np.ndarray, labels: np.ndarray) -> tuple[float, dict, list[list[int]]]:
+    from sklearn.metrics import confusion_matrix, roc_auc_score
+
+    accuracy = float(np.mean(np.argmax(scores, axis=1) == labels))
+    auc = {name: float(roc_auc_score(labels == i, scores[:, i]))
+           for i, name in enumerate(CLASSES) if 0 < np.sum(labels == i) < len(labels)}  # fmt: skip
+    confusion = confusion_matrix(labels, np.argmax(scores, axis=1), labels=range(len(CLASSES)))
+    return accuracy, auc, confusion.tolist()
+
+
+def plot(scores, labels, evaluation: Evaluation, history: dict, out: Path) -> dict[str, str]:
+    """roc.png, selectors.png, confusion.png and loss.png under `out`."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import mplhep as hep
+    from sklearn.metrics import roc_curve
+
+    hep.style.use("CMS")
+    out.mkdir(parents=True, exist_ok=True)
+    title = f"{evaluation.model} ({evaluation.engine}), {evaluation.events:,} test events"
+    paths = {}
+
+    curves = {name: roc_curve(labels == i, scores[:, i])[:2]
+              for i, name in enumerate(CLASSES) if name in evaluation.auc}  # fmt: skip
+    fig, ax = plt.subplots(figsize=(9, 8))
+    for name, (fpr, tpr) in curves.items():
+        ax.plot(fpr, tpr, label=f"{TITLES[name]} (AUC {evaluation.auc[name]:.4f})")
+    ax.plot([0, 1], [0, 1], "k:", lw=1)
+    ax.set(xlabel="False-positive rate", ylabel="True-positive rate", title=title)
+    ax.legend(loc="lower right")
+    paths["roc"] = _save(fig, out / "roc.png")
+
+    fig, ax = plt.subplots(figsize=(9, 8))
+    for name in ("ttbar", "wjets"):
+        if name in curves:
+            fpr, tpr = curves[name]
+            ax.plot(fpr, tpr, label=f"{TITLES[name]} selector")
+    ax.set_xscale("log")
+    ax.set(xlim=(1e-4, 1), ylim=(0, 1.02), xlabel="False-positive rate",
+           ylabel="Signal efficiency", title="Selectors, one class against the rest")  # fmt: skip
+    ax.legend(loc="lower right")
+    paths["selectors"] = _save(fig, out / "selectors.png")
+
+    confusion = np.asarray(evaluation.confusion, dtype=float)
+    shares = confusion / np.maximum(confusion.sum(axis=1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(8, 7))
+    ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
+    for (i, j), share in np.ndenumerate(shares):
+        ax.text(j, i, f"{share:.3f}\n({int(confusion[i, j])})", ha="center", va="center",
+                color="white" if share > 0.5 else "black", fontsize=14)  # fmt: skip
+    ticks = [TITLES[c] for c in CLASSES]
+    ax.set(xticks=range(3), yticks=range(3), xticklabels=ticks, yticklabels=ticks,
+           xlabel="Predicted class", ylabel="True class",
+           title=f"Accuracy {evaluation.accuracy:.4f}")  # fmt: skip
+    paths["confusion"] = _save(fig, out / "confusion.png")
+
+    if history.get("loss"):
+        fig, ax = plt.subplots(figsize=(9, 7))
+        epochs = range(1, len(history["loss"]) + 1)
+        for key, label in (("loss", "training"), ("val_loss", "test split")):
+            if history.get(key):
+                ax.plot(epochs, history[key], marker="o", label=label)
+        ax.set(xlabel="Epoch", ylabel="Cross-entropy loss", title=title)
+        ax.legend()
+        paths["loss"] = _save(fig, out / "loss.png")
+    return paths
+
+
+def _save(fig, path: Path) -> str:
+    import matplotlib.pyplot as plt
+
+    fig.savefig(path, dpi=90, bbox_inches="tight")
+    plt.close(fig)
+    return str(path)
+
+
+def history_of(run_id: str) -> dict[str, list[float]]:
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient()
+    return {key: [m.value for m in sorted(client.get_metric_history(run_id, key),
+                                          key=lambda m: m.step)]
+            for key in ("loss", "val_loss", "accuracy", "val_accuracy")}  # fmt: skip
+
+
+def evaluate_run(spark, settings: Settings, run_id: str | None = None,
+                 out: Path | None = None) -> Evaluation:  # fmt: skip
+    """Evaluate a training run (default: the latest) on its test split; log the results."""
+    import mlflow
+
+    run_id = run_id or latest_training_run(settings)
+    use_tracking(settings)
+    try:
+        run = mlflow.get_run(run_id)
+    except mlflow.exceptions.MlflowException as err:
+        raise EvaluationError(f"no MLflow run {run_id}.") from err
+    if run.data.tags.get("topolake.kind") != "train":
+        raise EvaluationError(f"MLflow run {run_id} is not a training run.")
+    model, scaling, saved = load_model(settings, run_id)
+    spec = TrainSpec.from_dict(saved)
+    gold = GoldSnapshot(json.loads(run.data.tags["topolake.gold_snapshots"]),
+                        run.data.tags.get("topolake.validation_id") or None)  # fmt: skip
+    data = extract(spark, settings, gold)
+    if data.scaling != scaling:
+        raise EvaluationError(f"the extract at {data.path} no longer matches run {run_id}.")
+    scores, labels = predict(model, spec, data)
+    accuracy, auc, confusion = metrics(scores, labels)
+    evaluation = Evaluation(run_id, spec.model, run.data.params.get("engine", "?"), len(labels),
+                            accuracy, auc, confusion)  # fmt: skip
+    out = out or settings.home / "evaluations" / run_id
+    evaluation.plots = plot(scores, labels, evaluation, history_of(run_id), out)
+    (out / "evaluation.json").write_text(evaluation.to_json())
+    with mlflow.start_run(run_id=run_id):
+        aucs = {f"test_auc_{name}": value for name, value in auc.items()}
+        mlflow.log_metrics({"test_accuracy": accuracy, **aucs})
+        mlflow.log_artifacts(str(out), "evaluation")
+    return evaluation
+
+
+def comparison_rows(evaluations: list[Evaluation]) -> list[tuple[str, ...]]:
+    """Rows of (model, engine, events, accuracy, AUC per class) beside the reference's."""
+    rows = []
+    for e in evaluations:
+        reference = REFERENCE[e.model]
+        rows.append((
+            e.model, e.engine, f"{e.events:,}", f"{e.accuracy:.4f}",
+            *(f"{e.auc[c]:.4f}" if c in e.auc else "-" for c in CLASSES),
+            f"{reference['accuracy']:.4f}",
+            *(f"{reference['auc'][c]:.4f}" if c in reference["auc"] else "-" for c in CLASSES),
+        ))  # fmt: skip
+    return rows
+
+
+COMPARISON_COLUMNS = (
+    "model", "engine", "test events", "accuracy", *(f"AUC {c}" for c in CLASSES),
+    "reference accuracy", *(f"reference AUC {c}" for c in CLASSES),
+)  # fmt: skip

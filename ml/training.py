@@ -1,0 +1,51 @@
+"""One training, whichever the engine: train on an extract, check it synchronised, track it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ml.data import Extract
+from ml.engines import EngineError, TrainResult, TrainSpec, train_distributed, train_single
+from ml.models import build
+from ml.tracking import log_training
+from topolake.settings import Settings
+
+ENGINES = ("tf", "bigdl")
+
+
+@dataclass(frozen=True)
+class TrainedRun:
+    run_id: str
+    spec: TrainSpec  # as trained (the BigDL engine trains unmasked, front-padded models)
+    result: TrainResult
+
+
+def train_and_track(
+    spark,
+    settings: Settings,
+    spec: TrainSpec,
+    engine: str,
+    workers: int,
+    data: Extract,
+    log: Callable[[str], None] = print,
+) -> TrainedRun:
+    """Train `spec` with `engine` on `workers` Spark tasks and log the run to MLflow."""
+    if engine == "bigdl":
+        from ml.bigdl_engine import bigdl_spec, train_bigdl
+
+        spec = bigdl_spec(spec)
+        result = train_bigdl(spark, spec, data, workers, log)
+    elif engine == "tf":
+        if workers == 1:
+            result = train_single(spec, data, log)
+        else:
+            result = train_distributed(spark, spec, data, workers)
+    else:
+        raise EngineError(f"unknown engine {engine!r}: choose one of {', '.join(ENGINES)}.")
+    if not result.identical_weights:
+        raise EngineError("the workers ended with different weights: training did not synchronise.")
+    trained = build(spec.model, spec.max_particles, spec.architecture, spec.seed)
+    trained.set_weights(result.weights)
+    run_id = log_training(settings, spec, engine, workers, data, result, trained)
+    return TrainedRun(run_id, spec, result)
