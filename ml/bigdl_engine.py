@@ -152,8 +152,14 @@ def train_bigdl(spark, spec: TrainSpec, extract: Extract, workers: int, log=prin
     nodes, cores = _start_bigdl(spark)
     spec = bigdl_spec(spec)
     replicas = nodes * cores
-    # BigDL splits each global batch over every core: a multiple of the replicas
-    global_batch = spec.batch_size * replicas
+    events = extract.events.get("train", 0)
+    # BigDL splits each global batch over every core (a multiple of the replicas), and a
+    # batch larger than a partition's rows fails: tiny samples get smaller batches
+    per_core = min(spec.batch_size, max(1, events // (2 * replicas)))
+    if per_core < spec.batch_size:
+        log(f"batch size {per_core} per core: {events} training events are too few for "
+            f"{spec.batch_size}")  # fmt: skip
+    global_batch = per_core * replicas
     train = _sample_rdd(spark, spec, extract, "train", workers)
     test = _sample_rdd(spark, spec, extract, "test", workers)
     initial = build(spec.model, spec.max_particles, spec.architecture, spec.seed)
@@ -162,7 +168,6 @@ def train_bigdl(spark, spec: TrainSpec, extract: Extract, workers: int, log=prin
     model.compile(optimizer=Adam(learningrate=spec.learning_rate),
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])  # fmt: skip
     history: dict[str, list[float]] = {}
-    events = extract.events.get("train", 0)
     started = time.perf_counter()
     trained_seconds = 0.0
     for epoch in range(spec.epochs):

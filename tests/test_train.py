@@ -4,6 +4,7 @@ an unvalidated snapshot is refused, a model reloaded from MLflow predicts the sa
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -45,6 +46,12 @@ def test_the_extract_pads_after_the_real_particles_and_scales_on_the_training_sp
     assert hlf.min() >= 0 and hlf.max() <= 1
     assert set(np.unique(labels)) <= {0, 1, 2}
 
+    (front,), _ = next(batches(gold_extract.files("train"), 64, 801, gold_extract.scaling,
+                               ("particles",), padding="pre"))  # fmt: skip
+    real_front = np.any(front != 0, axis=2)
+    np.testing.assert_array_equal(real_front.sum(axis=1), real.sum(axis=1))
+    assert all(np.all(row[len(row) - row.sum() :]) for row in real_front)
+
 
 @pytest.mark.parametrize("model", sorted(INPUTS))
 def test_each_model_trains_in_one_process(gold_extract, model):
@@ -57,6 +64,77 @@ def test_two_tf_workers_are_in_sync_and_end_with_identical_weights(spark, gold_e
     result = train_distributed(spark, TrainSpec(model, **SMALL), gold_extract, workers=2)
     assert result.replicas == 2
     assert result.identical_weights
+
+
+@pytest.mark.parametrize("model", sorted(INPUTS))
+def test_a_bigdl_model_and_its_tf_keras_twin_compute_the_same_scores(spark, gold_extract, model):
+    from ml.bigdl_engine import (
+        _start_bigdl,
+        bigdl_spec,
+        bigdl_to_keras,
+        build_bigdl,
+        keras_to_bigdl,
+    )
+    from ml.data import batches
+
+    _start_bigdl(spark)
+    spec = bigdl_spec(TrainSpec(model, **SMALL))
+    twin = build(model, spec.max_particles, spec.architecture, seed=7)
+    bigdl_model = build_bigdl(model, spec.max_particles, spec)
+    bigdl_model.set_weights(keras_to_bigdl(twin.get_weights(), model))
+    for ours, back in zip(twin.get_weights(), bigdl_to_keras(bigdl_model.get_weights(), model),
+                          strict=True):  # fmt: skip
+        np.testing.assert_array_equal(ours, back)
+    x, _ = next(batches(gold_extract.files("test"), 32, spec.max_particles,
+                        gold_extract.scaling, INPUTS[model], padding="pre"))  # fmt: skip
+    x = list(x) if len(x) > 1 else x[0]
+    expected = twin.predict(x, verbose=0)
+    np.testing.assert_allclose(np.asarray(bigdl_model.predict(x, distributed=False)), expected,
+                               atol=1e-5)  # fmt: skip
+
+
+@pytest.mark.parametrize("model", ["hlf", "inclusive"])
+def test_bigdl_trains_distributed_over_every_executor_core(spark, gold_extract, model):
+    from ml.bigdl_engine import train_bigdl
+
+    spec = TrainSpec(model, epochs=2, batch_size=32, max_particles=64)
+    result = train_bigdl(spark, spec, gold_extract, workers=2, log=lambda line: None)
+    assert result.replicas == spark.sparkContext.defaultParallelism == 2
+    assert len(result.history["val_accuracy"]) == 2
+    assert np.isfinite(result.history["loss"]).all()
+    assert result.history["loss"][1] < result.history["loss"][0]
+
+
+def test_a_bigdl_run_is_tracked_and_evaluated_like_a_tf_run(topolake_home, validated_gold):
+    current, work = validated_gold
+    assert current().returncode == 0
+    trained = run_topolake("train", "--model", "hlf", "--engine", "bigdl", "--workers", "2",
+                           "--epochs", "2", home=topolake_home, cwd=work)  # fmt: skip
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    assert "epoch 2/2" in trained.stderr and "(2 replicas in sync)" in trained.stderr
+    evaluated = run_topolake("evaluate", home=topolake_home, cwd=work)
+    assert evaluated.returncode == 0, evaluated.stderr[-2000:]
+    assert "hlf (bigdl)" in evaluated.stderr and "0.9156" in evaluated.stdout  # the reference
+
+    import mlflow
+
+    mlflow.set_tracking_uri(load_settings(home=topolake_home).tracking_uri)
+    (run,) = mlflow.search_runs(experiment_names=["topolake"], output_format="list",
+                                filter_string="params.engine = 'bigdl'")  # fmt: skip
+    assert {f"test_auc_{c}" for c in ("qcd", "ttbar", "wjets")} <= set(run.data.metrics)
+    artifacts = {
+        a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id, "evaluation")
+    }
+    assert {f"evaluation/{p}.png" for p in ("roc", "selectors", "confusion", "loss")} <= artifacts
+    evaluation = json.loads(
+        (Path(topolake_home) / "evaluations" / run.info.run_id / "evaluation.json").read_text()
+    )
+    confusion = np.asarray(evaluation["confusion"])
+    assert confusion.sum() == evaluation["events"]
+    assert run.data.metrics["test_accuracy"] == pytest.approx(np.trace(confusion) / confusion.sum())
+
+    missing = run_topolake("evaluate", "no-such-run", home=topolake_home, cwd=work)
+    assert missing.returncode == 2 and "no MLflow run no-such-run" in missing.stderr
 
 
 def test_a_model_reloaded_from_mlflow_predicts_the_same(topolake_home, gold_extract):
