@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -216,17 +216,21 @@ def batches(
     inputs: tuple[str, ...],
     shard: tuple[int, int] = (0, 1),
     padding: str = "post",
+    where: Callable[[pa.RecordBatch], np.ndarray] | None = None,
 ) -> Iterator[tuple[tuple[np.ndarray, ...], np.ndarray]]:
-    """Scaled (inputs, labels) batches of this worker's share (every n-th event) of `files`."""
+    """Scaled (inputs, labels) batches of this worker's share (every n-th event) of `files`,
+    of the rows `where` (a mask over a record batch with `shuffle_key`) keeps."""
     rank, workers = shard
     columns = ["label", *(["hlf"] if "hlf" in inputs else []),
-               *(["particles"] if "particles" in inputs else [])]  # fmt: skip
+               *(["particles"] if "particles" in inputs else []),
+               *(["shuffle_key"] if where else [])]  # fmt: skip
     seen = 0
     pending: list[pa.RecordBatch] = []
     pending_rows = 0
     for file in files:
         for record in pq.ParquetFile(file).iter_batches(batch_size=4096, columns=columns):
-            mine = np.nonzero((np.arange(seen, seen + record.num_rows) % workers) == rank)[0]
+            mine = (np.arange(seen, seen + record.num_rows) % workers) == rank
+            mine = np.nonzero(mine & where(record) if where else mine)[0]
             seen += record.num_rows
             pending.append(record.take(pa.array(mine)))
             pending_rows += len(mine)

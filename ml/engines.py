@@ -59,7 +59,7 @@ class EngineError(RuntimeError):
     """Training could not run as asked; the message says why."""
 
 
-def _dataset(files, spec: TrainSpec, scaling: Scaling, shard=(0, 1), repeat=True):
+def _dataset(files, spec: TrainSpec, scaling: Scaling, shard=(0, 1), repeat=True, where=None):
     import tensorflow as tf
 
     from ml.models import N_HLF, N_PARTICLE_FEATURES
@@ -74,7 +74,7 @@ def _dataset(files, spec: TrainSpec, scaling: Scaling, shard=(0, 1), repeat=True
     def generate():
         while True:
             yield from batches(files, spec.batch_size, spec.max_particles, scaling, inputs, shard,
-                               spec.architecture.padding)  # fmt: skip
+                               spec.architecture.padding, where)  # fmt: skip
             if not repeat:
                 return
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import tempfile
+import time
 from dataclasses import asdict
 from importlib.metadata import version
 from pathlib import Path
@@ -97,3 +98,60 @@ def load_model(settings: Settings, run_id: str):
     model = keras.models.load_model(local / "model.keras")
     scaling = Scaling.from_json((local / "scaling.json").read_text())
     return model, scaling, json.loads((local / "spec.json").read_text())
+
+
+def _experiment_id(settings: Settings) -> str:
+    import mlflow
+
+    use_tracking(settings)
+    return mlflow.get_experiment_by_name(EXPERIMENT).experiment_id
+
+
+def start_tuning(settings: Settings, grid, data: Extract, seed: int, points: int, done: int) -> str:
+    """The parent run of one tuning invocation; its points become child runs."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(settings.tracking_uri)
+    run = client.create_run(
+        _experiment_id(settings),
+        run_name=f"tune-{grid.model}",
+        tags={
+            "topolake.kind": "tune",
+            "topolake.gold_snapshots": json.dumps(data.gold.snapshots),
+            "topolake.validation_id": data.gold.validation_id or "",
+            "topolake.git_revision": git_revision(),
+        },  # fmt: skip
+    )
+    client.log_param(run.info.run_id, "model", grid.model)
+    client.log_param(run.info.run_id, "fraction", grid.fraction)
+    client.log_param(run.info.run_id, "seed", seed)
+    client.log_param(run.info.run_id, "points", points)
+    client.log_param(run.info.run_id, "points_done_before", done)
+    return run.info.run_id
+
+
+def log_tuning_point(settings: Settings, parent: str, spec: TrainSpec, point: dict,
+                     scores: dict) -> str:  # fmt: skip
+    from mlflow.entities import Metric, Param
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(settings.tracking_uri)
+    run = client.create_run(
+        _experiment_id(settings),
+        run_name=f"{spec.model} " + " ".join(f"{k}={v}" for k, v in point.items()),
+        tags={"mlflow.parentRunId": parent, "topolake.kind": "tune-point"},
+    )
+    now = int(time.time() * 1000)
+    client.log_batch(
+        run.info.run_id,
+        params=[Param(k, str(v)) for k, v in point.items()],
+        metrics=[Metric(k, float(v), now, 0) for k, v in scores.items()],
+    )
+    client.set_terminated(run.info.run_id)
+    return run.info.run_id
+
+
+def end_tuning(settings: Settings, parent: str, failed: bool) -> None:
+    from mlflow.tracking import MlflowClient
+
+    MlflowClient(settings.tracking_uri).set_terminated(parent, "FAILED" if failed else "FINISHED")

@@ -45,7 +45,7 @@ def spark(topolake_home: Path):
 
 
 def drop_all_tables(spark) -> None:
-    for namespace in ("bronze", "silver", "gold", "quality"):
+    for namespace in ("bronze", "silver", "gold", "quality", "ml"):
         try:
             tables = spark.sql(f"SHOW TABLES IN lake.{namespace}").collect()
         except Exception:

@@ -295,6 +295,9 @@ def train(
         int, typer.Option(min=1, max=801, help="Sequence length after padding.")
     ] = 801,
     learning_rate: Annotated[float, typer.Option(min=0.0)] = 1e-3,
+    hidden: Annotated[
+        str, typer.Option(help="The HLF classifier's Dense widths, comma-separated.")
+    ] = "50,20,10",
     seed: Annotated[int, typer.Option()] = 0,
     snapshot: Annotated[
         str | None,
@@ -309,8 +312,14 @@ def train(
 ) -> None:
     """Train a classifier on a pinned, validated gold snapshot; track it in MLflow."""
     from ml.engines import TrainSpec
+    from ml.models import Architecture
 
-    spec = TrainSpec(str(model), epochs, batch_size, max_particles, learning_rate, seed)
+    try:
+        widths = tuple(int(w) for w in hidden.split(","))
+    except ValueError:
+        raise fail(f"--hidden {hidden!r} is not a comma-separated list of widths.", 2) from None
+    spec = TrainSpec(str(model), epochs, batch_size, max_particles, learning_rate, seed,
+                     Architecture(hidden=widths))  # fmt: skip
     spark = spark_session()
     data = training_extract(spark, snapshot, skip_validation, workers)
     trained = train_tracked(spark, spec, str(engine), workers, data)
@@ -364,6 +373,65 @@ def train_tracked(spark, spec, engine: str, workers: int, data):
         highlight=False,
     )
     return trained
+
+
+@app.command()
+def tune(
+    grid: Annotated[Path, typer.Option(help="YAML grid file (see grids/).")],
+    model: Annotated[Model | None, typer.Option(help="Overrides the grid's model.")] = None,
+    fraction: Annotated[
+        float | None,
+        typer.Option(min=0.0, max=1.0, help="Share of the training split per point."),
+    ] = None,
+    parallelism: Annotated[
+        int | None, typer.Option(min=1, help="Points trained at once (default: task slots).")
+    ] = None,
+    seed: Annotated[int, typer.Option()] = 0,
+    snapshot: Annotated[
+        str | None, typer.Option(help="Gold snapshot (default: validated).")
+    ] = None,
+) -> None:
+    """Grid search on Spark, one task per point; resumable; results in lake.ml.tuning_results."""
+    from ml.tuning import GridError, load_grid
+
+    try:
+        search = load_grid(grid, str(model) if model else None, fraction)
+    except GridError as err:
+        raise fail(str(err), 2) from err
+    spark = spark_session()
+    data = training_extract(spark, snapshot, False, 1)
+    tune_tracked(spark, search, data, seed, parallelism)
+
+
+def tune_tracked(spark, search, data, seed: int = 0, parallelism: int | None = None):
+    """Run a search behind a progress bar, print its table; a failed point exits 1."""
+    from ml.tuning import train_arguments
+    from ml.tuning import tune as run_search
+    from topolake.progress import make_progress
+
+    with make_progress() as progress:
+        bar = progress.add_task(f"tune {search.model}", total=len(search.points))
+
+        def on_point(result, line: str) -> None:
+            progress.console.print(f"  {line}", highlight=False)
+            progress.advance(bar)
+
+        outcome = run_search(spark, State.settings, search, data, seed, parallelism, on_point)
+        progress.update(bar, completed=len(search.points))
+    if outcome.done_before:
+        console.print(f"{outcome.done_before} of {len(search.points)} points were already done "
+                      "(lake.ml.tuning_results): not trained again.", highlight=False)  # fmt: skip
+    if outcome.best:
+        best = outcome.best
+        console.print(
+            f"best point: val AUC {best['val_auc']:.4f}, val loss {best['val_loss']:.4f}: "
+            f"topolake train {' '.join(train_arguments(best))}",
+            highlight=False,
+        )
+    if outcome.failed:
+        raise fail(f"{len(outcome.failed)} point(s) failed; the first: {outcome.failed[0][1]} "
+                   "Run the same command again to retry them.")  # fmt: skip
+    return outcome
 
 
 @app.command()

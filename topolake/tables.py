@@ -24,6 +24,9 @@ GOLD_TRAINING_SET = f"{CATALOG}.gold.training_set"
 #: Data-quality results, one row per validated table snapshot (expectations/).
 QUALITY_VALIDATIONS = f"{CATALOG}.quality.validations"
 
+#: Hyperparameter search results, one row per grid point trained (ml/tuning.py).
+ML_TUNING_RESULTS = f"{CATALOG}.ml.tuning_results"
+
 #: The tables each layer's quality gate validates, in build order.
 LAYER_TABLES = {
     "bronze": (BRONZE_EVENTS,),
