@@ -6,6 +6,7 @@ import csv
 import json
 import sys
 import time
+from dataclasses import replace
 from enum import StrEnum
 from functools import partial
 from pathlib import Path
@@ -16,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from topolake.progress import console
-from topolake.settings import ConfigurationError, Settings, load_settings
+from topolake.settings import PROJECT_ROOT, ConfigurationError, Settings, load_settings
 from topolake.tables import SAMPLE_LABELS
 
 app = typer.Typer(
@@ -472,53 +473,165 @@ def simulate_locally(tasks, events: int, description: str):
     return results
 
 
+DEFAULT_GRID = PROJECT_ROOT / "grids" / "hlf-small.yaml"
+
+
+class StageFailed(Exception):
+    """A pipeline stage stopped; its own message has been printed."""
+
+
 @app.command("run")
 def run_pipeline(
-    events: Annotated[int, typer.Option(help="Simulated events per sample.")] = 2000,
+    events: Annotated[int, typer.Option(min=1, help="Simulated events per sample.")] = 2000,
+    epochs: Annotated[int, typer.Option(min=1, help="Training epochs per model.")] = 5,
     seed: Annotated[int, typer.Option(help="Simulation seed.")] = 1,
+    grid: Annotated[Path, typer.Option(help="Grid searched for the HLF model.")] = DEFAULT_GRID,
+    max_particles: Annotated[
+        int, typer.Option(min=1, max=801, help="Sequence length of the inclusive model.")
+    ] = 801,
 ) -> None:
-    """The pipeline on the embedded default: simulate -> ingest -> build and validate.
+    """The whole pipeline on the embedded default: simulate -> ingest -> build and validate ->
+    tune -> train (HLF and inclusive) -> evaluate -> report.
 
-    A second run reuses what exists: files with the same seed are not regenerated and files
-    already landed are not ingested again.
+    A second run reuses what exists: files with the same seed are not regenerated, files
+    already landed are not ingested again, an unchanged validated gold is not rebuilt and
+    grid points already done are not retrained; the models are trained afresh.
     """
+    from datetime import datetime
+
+    from ml.tuning import GridError, load_grid
+
+    try:
+        search = load_grid(grid, "hlf")
+    except GridError as err:
+        raise fail(str(err), 2) from err
+    settings = State.settings or load_settings()
+    State.settings = settings
+    log = settings.home / "logs" / f"run-{datetime.now():%Y%m%d-%H%M%S}.log"
+    console.record = True
+    stages = ["simulate", "ingest", "build", "tune", "train", "evaluate", "report"]
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    try:
+        report = _pipeline(settings, events, epochs, seed, search, max_particles, stages, timings)
+    except StageFailed:
+        raise typer.Exit(1) from None
+    finally:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.write_text(console.export_text())
+        console.record = False
+    console.rule(f"done in {time.perf_counter() - started:.0f} s")
+    console.print(f"report: {report}\nlakehouse: {settings.home}\nlog: {log}", highlight=False)
+
+
+class _Stage:
+    """One pipeline stage: a heading, its time, and a failure that names the stage and log."""
+
+    def __init__(self, stages: list[str], timings: dict[str, float], log_hint: str):
+        self.stages, self.timings, self.log_hint = stages, timings, log_hint
+
+    def __call__(self, name: str):
+        from contextlib import contextmanager
+
+        @contextmanager
+        def stage():
+            number = self.stages.index(name) + 1
+            console.rule(f"stage {number}/{len(self.stages)}: {name}")
+            began = time.perf_counter()
+            try:
+                yield
+            except typer.Exit as stop:
+                if stop.exit_code:
+                    console.print(f"[bold red]stage {name} failed[/]; {self.log_hint}")
+                    raise StageFailed(name) from None
+                raise
+            except Exception as err:
+                console.print(f"[bold red]stage {name} failed:[/] {err}; {self.log_hint}",
+                              highlight=False)  # fmt: skip
+                raise StageFailed(name) from err
+            self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - began
+
+        return stage()
+
+
+def _pipeline(settings, events, epochs, seed, search, max_particles, stages, timings) -> Path:
     from ingestion.bronze import ingest as run_ingest
     from simulation import run
-    from topolake.tables import BRONZE_EVENTS, SAMPLE_LABELS
 
-    settings = State.settings or load_settings()
-    data = settings.home / "simulated"
-    timings: dict[str, float] = {}
-    for sample in SAMPLE_LABELS:
-        started = time.perf_counter()
-        tasks = run.plan(sample, events, data, seed, run.default_workers())
-        simulate_locally(tasks, events, f"simulate {sample}")
-        timings[f"simulate {sample}"] = time.perf_counter() - started
+    stage = _Stage(stages, timings, f"the run's log: {settings.home / 'logs'}, dbt's: "
+                   f"{settings.logs_dir}")  # fmt: skip
+    data_dir = settings.home / "simulated"
+    with stage("simulate"):
+        for sample in SAMPLE_LABELS:
+            tasks = run.plan(sample, events, data_dir, seed, run.default_workers())
+            results = simulate_locally(tasks, events, f"simulate {sample}")
+            made = sum(r.events for r in results if not r.skipped)
+            kept = sum(r.skipped for r in results)
+            console.print(f"{sample}: {made} events generated, {kept} file(s) already there",
+                          highlight=False)  # fmt: skip
     spark = spark_session()
-    for sample, label in SAMPLE_LABELS.items():
-        started = time.perf_counter()
-        report = run_ingest(spark, [str(data / sample)], sample=sample, label=label)
-        if report.rejected:
-            bad = report.rejected[0]
-            raise fail(f"ingest of {sample} rejected {bad.path}: {bad.reason}.")
-        timings[f"ingest {sample}"] = time.perf_counter() - started
-    build_layers(spark, timings=timings)
-    counts = spark.sql(f"""
-SELECT b.sample, b.label, b.events AS bronze, s.selected, t.training, t.test
-FROM (SELECT sample, label, count(*) AS events FROM {BRONZE_EVENTS} GROUP BY sample, label) b
-LEFT JOIN (SELECT sample, count(*) AS selected FROM lake.gold.hlf_features GROUP BY sample) s
-  ON s.sample = b.sample
-LEFT JOIN (SELECT sample, count_if(split = 'train') AS training, count_if(split = 'test') AS test
-           FROM lake.gold.training_set GROUP BY sample) t ON t.sample = b.sample
-ORDER BY b.label""").collect()
-    print_rows(
-        ["sample", "label", "bronze events", "selected", "training set: train", "test"],
-        [tuple(r) for r in counts],
-        OutputFormat.table,
-    )
-    for stage, seconds in timings.items():
-        console.print(f"{stage:>16}: {seconds:6.1f} s", highlight=False)
-    console.print(f"lakehouse: {settings.home}", highlight=False)
+    landed = 0
+    with stage("ingest"):
+        for sample, label in SAMPLE_LABELS.items():
+            report = run_ingest(spark, [str(data_dir / sample)], sample=sample, label=label)
+            if report.rejected:
+                bad = report.rejected[0]
+                raise fail(f"ingest of {sample} rejected {bad.path}: {bad.reason}.")
+            landed += len(report.landed)
+            console.print(f"{sample}: {report.events} events landed from {len(report.landed)} "
+                          f"file(s), {len(report.skipped)} already landed",
+                          highlight=False)  # fmt: skip
+    with stage("build"):
+        if landed == 0 and gold_is_validated(spark):
+            console.print("nothing new landed and gold is validated: not rebuilt")
+        else:
+            build_layers(spark, timings=timings)
+        print_counts(spark)
+    import ml  # noqa: F401  (Keras 2 before TensorFlow loads)
+    from ml.engines import TrainSpec
+    from ml.tuning import point_key, spec_of
+    from topolake.report import ReportInputs, write_report
+
+    with stage("tune"):
+        data = training_extract(spark, None, False, 1)
+        outcome = tune_tracked(spark, search, data)
+        keys = [point_key(data, search, 0, p) for p in search.points]
+    with stage("train"):
+        best = spec_of(outcome.best)
+        trained = [
+            train_tracked(spark, replace(best, epochs=epochs, max_particles=max_particles),
+                          "tf", 1, data),
+            train_tracked(spark, TrainSpec("inclusive", epochs=epochs,
+                                           max_particles=max_particles), "tf", 1, data),
+        ]  # fmt: skip
+    with stage("evaluate"):
+        evaluations = [evaluate_tracked(spark, t.run_id) for t in trained]
+    with stage("report"):
+        report = write_report(spark, settings, ReportInputs(evaluations, keys, timings))
+        console.print(f"report: {report}", highlight=False)
+    return report
+
+
+def gold_is_validated(spark) -> bool:
+    """Whether the current gold snapshots are the newest with a passing validation."""
+    from expectations.records import latest_passed
+    from expectations.snapshots import SnapshotError, resolve
+    from topolake.tables import LAYER_TABLES
+
+    try:
+        passed = latest_passed(spark, "gold")
+        return passed is not None and passed.snapshots == resolve(spark, LAYER_TABLES["gold"], None)
+    except SnapshotError:
+        return False
+
+
+def print_counts(spark) -> None:
+    from topolake.report import sample_table
+
+    rows = [(r["sample"], r["events"], r["selected"], r["train"], r["test"],
+             f"{r['efficiency']:.1%}") for r in sample_table(spark)]  # fmt: skip
+    print_rows(["sample", "bronze events", "selected", "train", "test", "selection efficiency"],
+               rows, OutputFormat.table)  # fmt: skip
 
 
 class OutputFormat(StrEnum):
