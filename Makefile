@@ -43,11 +43,13 @@ lint: install
 format: install
 	$(BIN)/ruff format . && $(BIN)/ruff check --fix .
 
-# By hand, not in CI: together about 15 minutes on 2 cores.
+# By hand, not in CI (train and physics read ./lakehouse, as `make run` leaves it).
 bench: install
 	$(BIN)/python benchmarks/ingest.py
 	$(BIN)/python benchmarks/simulate.py
 	$(BIN)/python benchmarks/build.py
+	$(BIN)/python benchmarks/train.py
+	$(BIN)/python benchmarks/physics.py
 
 clean:
 	rm -rf lakehouse spark-warehouse metastore_db derby.log .pytest_cache .ruff_cache
