@@ -30,7 +30,7 @@ def bigdl_spec(spec: TrainSpec) -> TrainSpec:
     return replace(spec, architecture=replace(spec.architecture, masked=False))
 
 
-def _start_bigdl(spark) -> tuple[int, int]:
+def start_bigdl(spark) -> tuple[int, int]:
     """Initialise BigDL's engine on the running SparkContext; (nodes, cores per node)."""
     if not bigdl_jars():
         raise EngineError(
@@ -149,7 +149,7 @@ def train_bigdl(spark, spec: TrainSpec, extract: Extract, workers: int, log=prin
     """Train with BigDL's distributed optimizer over `workers` partitions of the extract."""
     from bigdl.dllib.optim.optimizer import Adam
 
-    nodes, cores = _start_bigdl(spark)
+    nodes, cores = start_bigdl(spark)
     spec = bigdl_spec(spec)
     replicas = nodes * cores
     events = extract.events.get("train", 0)

@@ -59,7 +59,8 @@ class EngineError(RuntimeError):
     """Training could not run as asked; the message says why."""
 
 
-def _dataset(files, spec: TrainSpec, scaling: Scaling, shard=(0, 1), repeat=True, where=None):
+def tf_dataset(files, spec: TrainSpec, scaling: Scaling, shard=(0, 1), repeat=True, where=None):
+    """Batches of the extract as a tf.data pipeline (repeated: steps per epoch are fixed)."""
     import tensorflow as tf
 
     from ml.models import N_HLF, N_PARTICLE_FEATURES
@@ -103,10 +104,10 @@ def _fit(model, spec: TrainSpec, extract: Extract, shard, log) -> tuple[dict, fl
 
     started = time.perf_counter()
     history = model.fit(
-        _dataset(extract.files("train"), spec, extract.scaling, shard),
+        tf_dataset(extract.files("train"), spec, extract.scaling, shard),
         epochs=spec.epochs,
         steps_per_epoch=steps,
-        validation_data=_dataset(extract.files("test"), spec, extract.scaling, shard),
+        validation_data=tf_dataset(extract.files("test"), spec, extract.scaling, shard),
         validation_steps=validation_steps,
         callbacks=[EpochLog()],
         verbose=0,

@@ -117,7 +117,7 @@ def train_point(spec: TrainSpec, data: Extract, fraction: float) -> dict:
 
     import ml  # noqa: F401  (Keras 2 before TensorFlow loads)
     from ml.data import batches
-    from ml.engines import INPUTS, _dataset
+    from ml.engines import INPUTS, tf_dataset
     from ml.models import build, compile_model
 
     try:  # one core per task: the points run side by side
@@ -132,7 +132,7 @@ def train_point(spec: TrainSpec, data: Extract, fraction: float) -> dict:
     model = compile_model(build(spec.model, spec.max_particles, spec.architecture, spec.seed),
                           spec.learning_rate)  # fmt: skip
     history = model.fit(
-        _dataset(files, spec, data.scaling, where=train_rows),
+        tf_dataset(files, spec, data.scaling, where=train_rows),
         epochs=spec.epochs,
         steps_per_epoch=max(1, math.ceil(events / spec.batch_size)),
         verbose=0,

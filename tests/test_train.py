@@ -69,15 +69,15 @@ def test_two_tf_workers_are_in_sync_and_end_with_identical_weights(spark, gold_e
 @pytest.mark.parametrize("model", sorted(INPUTS))
 def test_a_bigdl_model_and_its_tf_keras_twin_compute_the_same_scores(spark, gold_extract, model):
     from ml.bigdl_engine import (
-        _start_bigdl,
         bigdl_spec,
         bigdl_to_keras,
         build_bigdl,
         keras_to_bigdl,
+        start_bigdl,
     )
     from ml.data import batches
 
-    _start_bigdl(spark)
+    start_bigdl(spark)
     spec = bigdl_spec(TrainSpec(model, **SMALL))
     twin = build(model, spec.max_particles, spec.architecture, seed=7)
     bigdl_model = build_bigdl(model, spec.max_particles, spec)
