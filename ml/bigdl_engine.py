@@ -41,6 +41,12 @@ def start_bigdl(spark) -> tuple[int, int]:
     from bigdl.dllib.nncontext import init_nncontext
     from bigdl.dllib.utils.common import get_node_and_core_number
 
+    # BigDL's JVM logs to ./bigdl.log unless told where: the lakehouse's logs
+    logs = Path(os.environ.get("TOPOLAKE_HOME", ".")) / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    spark.sparkContext._jvm.java.lang.System.setProperty(
+        "bigdl.utils.LoggerFilter.logFile", str(logs / "bigdl.log")
+    )
     try:
         init_nncontext(redirect_spark_log=False)  # adopts the running SparkContext
     except Exception as err:  # the JVM's refusal, e.g. its jar missing from the classpath
