@@ -94,26 +94,22 @@ def _gru_to_keras(w_input, b, w_recurrent, w_candidate):
             np.concatenate([bz, br, bh])]  # fmt: skip
 
 
+def _converted(weights: list[np.ndarray], name: str, gru, gru_arrays: int) -> list[np.ndarray]:
+    """The GRU's arrays (if the model has one) through `gru`, then every Dense kernel
+    transposed (the arrays come as kernel, bias pairs)."""
+    head, rest = (
+        ([], weights) if name == "hlf" else (gru(*weights[:gru_arrays]), weights[gru_arrays:])
+    )
+    return head + [w.T if i % 2 == 0 else w for i, w in enumerate(rest)]
+
+
 def keras_to_bigdl(weights: list[np.ndarray], name: str) -> list[np.ndarray]:
-    """tf-keras weights (model.get_weights order) -> BigDL's: Dense kernels transposed,
-    the GRU's gates reordered."""
-    out, rest = [], list(weights)
-    if name != "hlf":
-        out += _gru_to_bigdl(*rest[:3])
-        rest = rest[3:]
-    for kernel, bias in zip(rest[::2], rest[1::2], strict=True):
-        out += [kernel.T, bias]
-    return out
+    """tf-keras weights (model.get_weights order) -> BigDL's."""
+    return _converted(weights, name, _gru_to_bigdl, 3)
 
 
 def bigdl_to_keras(weights: list[np.ndarray], name: str) -> list[np.ndarray]:
-    out, rest = [], list(weights)
-    if name != "hlf":
-        out += _gru_to_keras(*rest[:4])
-        rest = rest[4:]
-    for kernel, bias in zip(rest[::2], rest[1::2], strict=True):
-        out += [kernel.T, bias]
-    return out
+    return _converted(weights, name, _gru_to_keras, 4)
 
 
 def _samples(spec: TrainSpec, extract: Extract):
