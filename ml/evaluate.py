@@ -67,12 +67,13 @@ def latest_training_run(settings: Settings) -> str:
     return runs[0].info.run_id
 
 
-def predict(model, spec: TrainSpec, data: Extract, split: str = "test"):
-    """(class probabilities, true labels) over a split of the extract."""
+def predict(model, spec: TrainSpec, data: Extract, split: str = "test", where=None):
+    """(class probabilities, true labels) over a split of the extract (the rows `where`
+    keeps, see `ml.data.batches`)."""
     scores, labels = [], []
     inputs = INPUTS[spec.model]
     for x, y in batches(data.files(split), 1024, spec.max_particles, data.scaling, inputs,
-                        padding=spec.architecture.padding):  # fmt: skip
+                        padding=spec.architecture.padding, where=where):  # fmt: skip
         scores.append(model.predict_on_batch(list(x) if len(x) > 1 else x[0]))
         labels.append(y)
     if not labels:

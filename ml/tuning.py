@@ -116,8 +116,8 @@ def train_point(spec: TrainSpec, data: Extract, fraction: float) -> dict:
     import tensorflow as tf
 
     import ml  # noqa: F401  (Keras 2 before TensorFlow loads)
-    from ml.data import batches
-    from ml.engines import INPUTS, tf_dataset
+    from ml.engines import tf_dataset
+    from ml.evaluate import predict
     from ml.models import build, compile_model
 
     try:  # one core per task: the points run side by side
@@ -137,12 +137,7 @@ def train_point(spec: TrainSpec, data: Extract, fraction: float) -> dict:
         steps_per_epoch=max(1, math.ceil(events / spec.batch_size)),
         verbose=0,
     )
-    scores, labels = [], []
-    for x, y in batches(files, 1024, spec.max_particles, data.scaling, INPUTS[spec.model],
-                        padding=spec.architecture.padding, where=validation_rows):  # fmt: skip
-        scores.append(model.predict_on_batch(list(x) if len(x) > 1 else x[0]))
-        labels.append(y)
-    scores, labels = np.concatenate(scores), np.concatenate(labels)
+    scores, labels = predict(model, spec, data, "train", where=validation_rows)
     return {
         "train_events": events,
         "validation_events": len(labels),
@@ -162,15 +157,15 @@ def _masks(files, where):
 
 def validation_scores(scores: np.ndarray, labels: np.ndarray) -> dict[str, float]:
     """Cross-entropy, accuracy and the mean one-vs-rest AUC of the classes present."""
-    from sklearn.metrics import roc_auc_score
+    from sklearn.metrics import log_loss
 
-    chosen = np.clip(scores[np.arange(len(labels)), labels], 1e-7, 1.0)
-    present = [c for c in range(scores.shape[1]) if 0 < np.sum(labels == c) < len(labels)]
-    aucs = [roc_auc_score(labels == c, scores[:, c]) for c in present]
+    from ml.evaluate import metrics
+
+    accuracy, auc, _ = metrics(scores, labels)
     return {
-        "val_loss": float(-np.mean(np.log(chosen))),
-        "val_accuracy": float(np.mean(np.argmax(scores, axis=1) == labels)),
-        "val_auc": float(np.mean(aucs)) if aucs else float("nan"),
+        "val_loss": float(log_loss(labels, scores, labels=range(scores.shape[1]))),
+        "val_accuracy": accuracy,
+        "val_auc": float(np.mean(list(auc.values()))) if auc else float("nan"),
     }
 
 
