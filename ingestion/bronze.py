@@ -5,19 +5,29 @@ its snapshot summary, the ingest id and the list of files it added; ``bronze.ing
 is written from the same list right after. If a process dies between the two commits, the next
 ingest rebuilds the missing ledger rows from the snapshot summary, so a file is never landed
 twice.
+
+An event's identity is (content_hash, entry): the SHA-256 of its file, not the file's path, so
+the same file read from another directory or over XRootD is the same events. The events table
+is partitioned by content_hash, which makes "is this file landed?" and "did another writer land
+it while I was reading?" exact questions about partitions. The check and the commit are one
+decision: the commit is an overwrite of the partitions of the files being landed, validated
+(serializable isolation) against every commit since the snapshot the check read; if another
+ingest landed one of the same files in between, Iceberg refuses the commit and the ingest
+checks again, so two concurrent ingests of one file land it once.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import pyarrow as pa
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from ingestion.delphes import FileSurvey, read_events, survey_file
@@ -35,6 +45,9 @@ from topolake.tables import (
 #: Entries per Spark task: large files are split so every core gets work.
 DEFAULT_STEP = 10_000
 
+#: Commits refused because a concurrent writer landed the same files are tried again this often.
+COMMIT_ATTEMPTS = 5
+
 INGEST_ID_PROPERTY = "topolake.ingest-id"
 FILES_PROPERTY = "topolake.files"
 
@@ -48,7 +61,9 @@ COLLECTION_COLUMNS = [
 ]
 
 #: What the reading tasks return; sample/label/ingest_id are added as literals afterwards.
-READ_SCHEMA = ", ".join(["source_file STRING", "entry BIGINT", *COLLECTION_COLUMNS])
+READ_SCHEMA = ", ".join(
+    ["source_file STRING", "content_hash STRING", "entry BIGINT", *COLLECTION_COLUMNS]
+)
 
 _COLUMNS_SEPARATOR = ",\n  "
 
@@ -68,17 +83,19 @@ CREATE TABLE IF NOT EXISTS {BRONZE_EVENTS} (
   sample STRING COMMENT 'sample name, e.g. ttbar',
   label INT COMMENT 'class: 0 qcd, 1 ttbar, 2 wjets',
   source_file STRING COMMENT 'path or URL the event was read from',
+  content_hash STRING COMMENT 'SHA-256 of source_file: with entry, the identity of the event',
   entry BIGINT COMMENT 'entry number in the Delphes tree of source_file',
   ingest_id STRING COMMENT 'the topolake ingest that landed this event',
   {_COLUMNS_SEPARATOR.join(COLLECTION_COLUMNS)}
 ) USING iceberg
-PARTITIONED BY (sample)
+PARTITIONED BY (sample, content_hash)
 COMMENT 'One row per Delphes event, collections as arrays of structs with Delphes names'
 {TABLE_PROPERTIES}""")
     spark.sql(f"""
 CREATE TABLE IF NOT EXISTS {BRONZE_INGESTED_FILES} (
   path STRING, content_hash STRING, size BIGINT, sample STRING, label INT, events BIGINT,
-  snapshot_id BIGINT, ingest_id STRING, ingested_at TIMESTAMP, notes STRING
+  snapshot_id BIGINT, ingest_id STRING, ingested_at TIMESTAMP, notes STRING,
+  absent_fields ARRAY<STRING> COMMENT 'optional bronze fields the file lacks (landed as null)'
 ) USING iceberg
 COMMENT 'The ledger of landed files; a file whose content_hash is here is never landed again'
 {TABLE_PROPERTIES}""")
@@ -89,6 +106,36 @@ CREATE TABLE IF NOT EXISTS {BRONZE_REJECTED_FILES} (
 ) USING iceberg
 COMMENT 'Quarantine: files refused by an ingest, with the reason'
 {TABLE_PROPERTIES}""")
+    migrate(spark)
+
+
+def _columns(spark: SparkSession, table: str) -> set[str]:
+    return set(spark.table(table).columns)
+
+
+def migrate(spark: SparkSession) -> bool:
+    """Bring bronze tables written before events were identified by content up to date.
+
+    Adds ``content_hash`` to the events (filled from the ledger, by path and ingest) and makes
+    it a partition field, and ``absent_fields`` to the ledger. The events are rewritten once,
+    in one commit; their earlier snapshots stay readable. Returns whether anything changed;
+    silver and gold built before need ``topolake build --full-refresh`` (build does it).
+    """
+    changed = False
+    if "absent_fields" not in _columns(spark, BRONZE_INGESTED_FILES):
+        spark.sql(f"ALTER TABLE {BRONZE_INGESTED_FILES} ADD COLUMN absent_fields ARRAY<STRING>")
+        changed = True
+    if "content_hash" not in _columns(spark, BRONZE_EVENTS):
+        reconcile_ledger(spark)
+        spark.sql(f"ALTER TABLE {BRONZE_EVENTS} ADD COLUMN content_hash STRING AFTER source_file")
+        spark.sql(f"ALTER TABLE {BRONZE_EVENTS} ADD PARTITION FIELD content_hash")
+        spark.sql(f"""
+MERGE INTO {BRONZE_EVENTS} AS events
+USING (SELECT DISTINCT path, ingest_id, content_hash FROM {BRONZE_INGESTED_FILES}) AS ledger
+ON events.source_file = ledger.path AND events.ingest_id = ledger.ingest_id
+WHEN MATCHED THEN UPDATE SET events.content_hash = ledger.content_hash""")
+        changed = True
+    return changed
 
 
 class IngestArgumentError(ValueError):
@@ -133,7 +180,13 @@ def check_sample_label(spark: SparkSession, sample: str, label: int) -> None:
 
 
 def reconcile_ledger(spark: SparkSession) -> int:
-    """Re-create ledger rows of events commits whose ledger commit never happened."""
+    """Re-create ledger rows of events commits whose ledger commit never happened.
+
+    Two processes may find the same orphan at once (one of them being the ingest that made it,
+    about to write its own rows): each ingest's rows are written by a validated commit, so
+    only one of them lands.
+    """
+    base = _head(spark, BRONZE_INGESTED_FILES)
     orphans = spark.sql(f"""
 SELECT s.snapshot_id, s.committed_at, s.summary['{INGEST_ID_PROPERTY}'] AS ingest_id,
        s.summary['{FILES_PROPERTY}'] AS files
@@ -142,30 +195,122 @@ JOIN {BRONZE_EVENTS}.history h ON h.snapshot_id = s.snapshot_id AND h.is_current
 WHERE s.summary['{INGEST_ID_PROPERTY}'] IS NOT NULL
   AND s.summary['{INGEST_ID_PROPERTY}'] NOT IN (SELECT ingest_id FROM {BRONZE_INGESTED_FILES})
 """).collect()
-    rows = [
-        (
-            f["path"],
-            f["content_hash"],
-            f["size"],
-            f["sample"],
-            f["label"],
-            f["events"],
-            o.snapshot_id,
-            o.ingest_id,
-            o.committed_at,
-            f["notes"],
-        )
-        for o in orphans
-        for f in json.loads(o.files)
-    ]
-    if rows:
-        _append(spark, BRONZE_INGESTED_FILES, rows)
-    return len(rows)
+    written = 0
+    for orphan in orphans:
+        rows = [
+            (
+                f["path"],
+                f["content_hash"],
+                f["size"],
+                f["sample"],
+                f["label"],
+                f["events"],
+                orphan.snapshot_id,
+                orphan.ingest_id,
+                orphan.committed_at,
+                f["notes"],
+                f.get("absent_fields", []),
+            )
+            for f in json.loads(orphan.files)
+        ]
+        frame = spark.createDataFrame(rows, spark.table(BRONZE_INGESTED_FILES).schema)
+        try:
+            _commit_validated(
+                frame, BRONZE_INGESTED_FILES, F.col("ingest_id") == orphan.ingest_id, base
+            )
+            written += len(rows)
+        except CommitConflict:
+            pass  # another process wrote this ingest's rows first
+    return written
+
+
+def _head(spark: SparkSession, table: str) -> int | None:
+    """The table's current snapshot id (None before its first commit)."""
+    row = spark.sql(
+        f"SELECT snapshot_id FROM {table}.history WHERE is_current_ancestor "
+        "ORDER BY made_current_at DESC LIMIT 1"
+    ).first()
+    return row.snapshot_id if row else None
+
+
+class CommitConflict(RuntimeError):
+    """Another writer committed rows this commit's filter covers since its base snapshot."""
+
+
+def _commit_validated(
+    frame: DataFrame,
+    table: str,
+    rows: Column,
+    base: int | None,
+    properties: dict[str, str] | None = None,
+) -> None:
+    """Write ``frame`` as the new content of the rows matching ``rows``, in one commit.
+
+    Serializable isolation from ``base`` (the snapshot the caller read when it decided these
+    rows were absent): if any commit after ``base`` added rows that ``rows`` matches, Iceberg
+    refuses this one and CommitConflict is raised, with nothing written.
+    """
+    writer = frame.writeTo(table).option("isolation-level", "serializable")
+    if base is not None:
+        writer = writer.option("validate-from-snapshot-id", str(base))
+    for key, value in (properties or {}).items():
+        writer = writer.option(f"snapshot-property.{key}", value)
+    try:
+        writer.overwrite(rows)
+    except Exception as err:
+        if "Found conflicting files" in str(err) or "ValidationException" in str(err):
+            raise CommitConflict(f"{table}: {_first_line(err)}") from err
+        raise
+
+
+def _first_line(err: Exception) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
 
 
 def _append(spark: SparkSession, table: str, rows: list[tuple]) -> None:
     schema = spark.table(table).schema
     spark.createDataFrame(rows, schema).writeTo(table).append()
+
+
+def _new_files(
+    spark: SparkSession, candidates: list[FileSurvey]
+) -> tuple[list[FileSurvey], list[tuple[str, str]]]:
+    """Split readable files into those to land and those whose content is landed already.
+
+    Asks the events table itself (its content_hash partitions), so a file landed by an ingest
+    whose ledger row is not written yet counts as landed; the ledger only names where from.
+    """
+    if not candidates:
+        return [], []
+    hashes = sorted({s.content_hash for s in candidates})
+    landed = {
+        row.content_hash
+        for row in spark.sql(
+            f"SELECT DISTINCT partition.content_hash FROM {BRONZE_EVENTS}.partitions "
+            "WHERE partition.content_hash IN ({})".format(", ".join(f"'{h}'" for h in hashes))
+        ).collect()
+    }
+    paths = {
+        row.content_hash: row.path
+        for row in spark.table(BRONZE_INGESTED_FILES)
+        .where(F.col("content_hash").isin(hashes))
+        .select("content_hash", "path")
+        .collect()
+    }
+    new: list[FileSurvey] = []
+    skipped: list[tuple[str, str]] = []
+    seen: dict[str, str] = {}
+    for s in candidates:
+        if s.content_hash in landed:
+            where = paths.get(s.content_hash, "by a concurrent ingest")
+            skipped.append((s.path, f"already ingested as {where}"))
+        elif s.content_hash in seen:
+            skipped.append((s.path, f"same content as {seen[s.content_hash]} in this ingest"))
+        else:
+            seen[s.content_hash] = s.path
+            new.append(s)
+    return new, skipped
 
 
 def survey(spark: SparkSession, files: list[str]) -> list[FileSurvey]:
@@ -189,9 +334,12 @@ def _read_tasks(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
                 for events in read_events(
                     task["path"], task["tree"], branches, task["entry_start"], task["entry_stop"]
                 ):
-                    source = pa.array([task["path"]] * events.num_rows, pa.string())
+                    n = events.num_rows
+                    source = pa.array([task["path"]] * n, pa.string())
+                    content = pa.array([task["content_hash"]] * n, pa.string())
                     yield pa.RecordBatch.from_arrays(
-                        [source, *events.columns], names=["source_file", *events.schema.names]
+                        [source, content, *events.columns],
+                        names=["source_file", "content_hash", *events.schema.names],
                     )
             except Exception as err:
                 raise RuntimeError(
@@ -210,18 +358,27 @@ def events_frame(
 ) -> DataFrame:
     """The events of the given files as a DataFrame in the bronze layout (lazy)."""
     tasks = [
-        (s.path, s.tree, json.dumps(s.branches), start, min(start + step, s.entries))
+        (
+            s.path,
+            s.content_hash,
+            s.tree,
+            json.dumps(s.branches),
+            start,
+            min(start + step, s.entries),
+        )
         for s in surveys
         for start in range(0, s.entries, step)
     ]
     plan = spark.sparkContext.parallelize(tasks, len(tasks)).toDF(
-        "path STRING, tree STRING, branches STRING, entry_start BIGINT, entry_stop BIGINT"
+        "path STRING, content_hash STRING, tree STRING, branches STRING, "
+        "entry_start BIGINT, entry_stop BIGINT"
     )
     events = plan.mapInArrow(_read_tasks, READ_SCHEMA)
     return events.select(
         F.lit(sample).alias("sample"),
         F.lit(label).cast("int").alias("label"),
         "source_file",
+        "content_hash",
         "entry",
         F.lit(ingest_id).alias("ingest_id"),
         *COLLECTIONS,
@@ -237,6 +394,7 @@ def _ledger_entry(s: FileSurvey, sample: str, label: int) -> dict:
         "label": label,
         "events": s.entries,
         "notes": s.notes,
+        "absent_fields": s.absent_fields,
     }
 
 
@@ -254,30 +412,32 @@ def ingest(
     files = expand_sources(sources)
     with spark_progress(spark, f"checking {len(files)} file(s)"):
         surveys = survey(spark, files)
-    known = {
-        row.content_hash: row.path
-        for row in spark.table(BRONZE_INGESTED_FILES).select("content_hash", "path").collect()
-    }
-    for s in surveys:
-        if not s.ok:
-            report.rejected.append(s)
-        elif s.content_hash in known:
-            report.skipped.append((s.path, f"already ingested as {known[s.content_hash]}"))
-        else:
-            known[s.content_hash] = s.path
-            report.landed.append(s)
-
-    if report.landed:
+    report.rejected = [s for s in surveys if not s.ok]
+    candidates = [s for s in surveys if s.ok]
+    for attempt in range(1, COMMIT_ATTEMPTS + 1):
+        base = _head(spark, BRONZE_EVENTS)  # read before the check: the commit validates from it
+        report.landed, report.skipped = _new_files(spark, candidates)
+        if not report.landed:
+            break
         ledger = [_ledger_entry(s, sample, label) for s in report.landed]
         frame = events_frame(spark, report.landed, sample, label, report.ingest_id, step)
-        with spark_progress(spark, f"landing {report.events} events"):
-            (
-                frame.writeTo(BRONZE_EVENTS)
-                .option(f"snapshot-property.{INGEST_ID_PROPERTY}", report.ingest_id)
-                .option(f"snapshot-property.{FILES_PROPERTY}", json.dumps(ledger))
-                .append()
-            )
+        hashes = [s.content_hash for s in report.landed]
+        try:
+            with spark_progress(spark, f"landing {report.events} events"):
+                _commit_validated(
+                    frame,
+                    BRONZE_EVENTS,
+                    F.col("content_hash").isin(hashes),
+                    base,
+                    {INGEST_ID_PROPERTY: report.ingest_id, FILES_PROPERTY: json.dumps(ledger)},
+                )
+        except CommitConflict:
+            if attempt == COMMIT_ATTEMPTS:
+                raise
+            time.sleep(0.2 * attempt)  # a concurrent ingest landed some of these: check again
+            continue
         report.snapshot_id = reconcile_and_find_snapshot(spark, report.ingest_id)
+        break
 
     if report.rejected:
         now = datetime.now(UTC)

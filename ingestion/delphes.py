@@ -17,13 +17,9 @@ import numpy as np
 import pyarrow as pa
 import uproot
 
-from topolake.layout import COLLECTIONS
+from topolake.layout import COLLECTIONS, FALLBACKS, TREE_NAME, is_required
 
-TREE_NAME = "Delphes"
 ROOT_MAGIC = b"root"
-
-#: Collections that may be read from another one when absent (a card without MuonTight).
-FALLBACKS = {"MuonTight": "Muon"}
 
 #: Entries converted per Arrow batch: bounds executor memory on large files.
 BATCH_ENTRIES = 5_000
@@ -44,8 +40,10 @@ class FileSurvey:
     size: int = 0
     entries: int = 0
     tree: str = ""
-    #: "EFlowTrack.PT" -> branch path in this file
+    #: "EFlowTrack.PT" -> branch path in this file, for every bronze field the file has
     branches: dict[str, str] = field(default_factory=dict)
+    #: optional bronze fields ("MissingET.Eta") the file lacks: they land as null
+    absent_fields: list[str] = field(default_factory=list)
     notes: str = ""
 
     def to_dict(self) -> dict:
@@ -75,11 +73,16 @@ def _highest_cycle(file: uproot.ReadOnlyDirectory) -> str:
     return f"{TREE_NAME};{max(cycles)}"
 
 
-def map_branches(tree: uproot.TTree) -> tuple[dict[str, str], str]:
-    """Map every required ``Collection.Field`` to this file's branch, or say what is missing."""
+def map_branches(tree: uproot.TTree) -> tuple[dict[str, str], list[str], str]:
+    """Map every bronze ``Collection.Field`` this file has to its branch.
+
+    Returns the mapping, the optional fields the file lacks, and notes (fallbacks used).
+    A missing *required* field (layout.is_required) refuses the file, naming what is missing.
+    """
     by_leaf = {key.rsplit("/", 1)[-1]: key for key in tree.keys(recursive=True)}
     mapping: dict[str, str] = {}
     missing: list[str] = []
+    absent: list[str] = []
     notes = []
     for collection, fields in COLLECTIONS.items():
         source = collection
@@ -88,13 +91,16 @@ def map_branches(tree: uproot.TTree) -> tuple[dict[str, str], str]:
             if f"{fallback}.{next(iter(fields))}" in by_leaf:
                 source = fallback
                 notes.append(f"{collection} read from {fallback}")
-        absent = [f for f in fields if f"{source}.{f}" not in by_leaf]
-        if len(absent) == len(fields):
+        lacking = [f for f in fields if f"{source}.{f}" not in by_leaf]
+        lacking_required = [f for f in lacking if is_required(collection, f)]
+        if lacking_required and len(lacking) == len(fields):
             missing.append(collection)
-        elif absent:
-            missing.extend(f"{collection}.{f}" for f in absent)
         else:
-            mapping.update({f"{collection}.{f}": by_leaf[f"{source}.{f}"] for f in fields})
+            missing.extend(f"{collection}.{f}" for f in lacking_required)
+            absent.extend(f"{collection}.{f}" for f in lacking if not is_required(collection, f))
+            mapping.update(
+                {f"{collection}.{f}": by_leaf[f"{source}.{f}"] for f in fields if f not in lacking}
+            )
     if missing:
         present = sorted(
             {k.split(".")[0] for k in tree.keys(recursive=False) if not k.endswith("_size")}
@@ -103,7 +109,7 @@ def map_branches(tree: uproot.TTree) -> tuple[dict[str, str], str]:
             f"lacks the required collections {', '.join(missing)} "
             f"(its tree holds {', '.join(present) or 'nothing'})"
         )
-    return mapping, "; ".join(notes)
+    return mapping, absent, "; ".join(notes)
 
 
 def _check_complete(file: uproot.ReadOnlyDirectory, tree: uproot.TTree, branches: list[str]):
@@ -131,7 +137,7 @@ def survey_file(path: str) -> FileSurvey:
         with uproot.open(path) as file:
             survey.tree = _highest_cycle(file)
             tree = file[survey.tree]
-            survey.branches, survey.notes = map_branches(tree)
+            survey.branches, survey.absent_fields, survey.notes = map_branches(tree)
             _check_complete(file, tree, list(survey.branches.values()))
             survey.entries = int(tree.num_entries)
         if survey.entries == 0:
@@ -156,14 +162,19 @@ def _first_line(err: Exception) -> str:
     return text.splitlines()[0] if text else ""
 
 
-def _list_column(jagged: dict[str, ak.Array], fields: dict[str, pa.DataType]) -> pa.Array:
-    """Jagged per-field arrays of one collection -> Arrow list<struct>, without Python loops."""
-    first = next(iter(jagged.values()))
+def _list_column(jagged: dict[str, ak.Array | None], fields: dict[str, pa.DataType]) -> pa.Array:
+    """Jagged per-field arrays of one collection -> Arrow list<struct>, without Python loops.
+
+    A field whose array is None (an optional field the file lacks) becomes a null child.
+    """
+    first = next(a for a in jagged.values() if a is not None)
     counts = ak.to_numpy(ak.num(first, axis=1))
     offsets = np.zeros(len(counts) + 1, dtype=np.int32)
     np.cumsum(counts, out=offsets[1:])
     children = [
-        pa.array(ak.to_numpy(ak.flatten(jagged[name], axis=1)).astype(dtype.to_pandas_dtype()))
+        pa.nulls(int(offsets[-1]), dtype)
+        if jagged[name] is None
+        else pa.array(ak.to_numpy(ak.flatten(jagged[name], axis=1)).astype(dtype.to_pandas_dtype()))
         for name, dtype in fields.items()
     ]
     struct = pa.StructArray.from_arrays(children, names=list(fields))
@@ -183,6 +194,9 @@ def read_events(
             )
             columns = {"entry": pa.array(np.arange(start, stop, dtype=np.int64))}
             for collection, fields in COLLECTIONS.items():
-                jagged = {f: arrays[branches[f"{collection}.{f}"]] for f in fields}
+                jagged = {
+                    f: arrays[branches[key]] if (key := f"{collection}.{f}") in branches else None
+                    for f in fields
+                }
                 columns[collection] = _list_column(jagged, fields)
             yield pa.RecordBatch.from_pydict(columns)

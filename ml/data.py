@@ -134,16 +134,16 @@ def _write_extract(spark: SparkSession, gold: GoldSnapshot, path: Path) -> None:
 
     rows = (
         at(GOLD_TRAINING_SET)
-        .select("source_file", "entry", "label", "split")
-        .join(at(GOLD_HLF_FEATURES).select("source_file", "entry", *HLF_FEATURES),
-              ["source_file", "entry"])
-        .join(at(GOLD_PARTICLE_SEQUENCES).select("source_file", "entry", "particles"),
-              ["source_file", "entry"])
+        .select("source_file", "content_hash", "entry", "label", "split")
+        .join(at(GOLD_HLF_FEATURES).select("content_hash", "entry", *HLF_FEATURES),
+              ["content_hash", "entry"])
+        .join(at(GOLD_PARTICLE_SEQUENCES).select("content_hash", "entry", "particles"),
+              ["content_hash", "entry"])
         .select(
-            "source_file", "entry", "label", "split",
+            "source_file", "content_hash", "entry", "label", "split",
             F.array(*[F.col(f).cast("float") for f in HLF_FEATURES]).alias("hlf"),
             "particles",
-            F.xxhash64("source_file", "entry", F.lit("shuffle")).alias("shuffle_key"),
+            F.xxhash64("content_hash", "entry", F.lit("shuffle")).alias("shuffle_key"),
         )
     )  # fmt: skip
     staging = path.with_name(path.name + ".tmp")

@@ -70,7 +70,7 @@ def feature_plot(spark, out: Path) -> Path:
     hep.style.use("CMS")
     frame = spark.sql(f"""
 SELECT label, {", ".join(HLF_FEATURES)} FROM (
-  SELECT *, row_number() OVER (PARTITION BY label ORDER BY xxhash64(source_file, entry)) AS n
+  SELECT *, row_number() OVER (PARTITION BY label ORDER BY xxhash64(content_hash, entry)) AS n
   FROM {GOLD_HLF_FEATURES})
 WHERE n <= {FEATURE_SAMPLE}""").toPandas()
     fig, axes = plt.subplots(3, 5, figsize=(28, 16), layout="constrained")

@@ -27,7 +27,8 @@ select
     label,
     sample,
     source_file,
+    content_hash,
     entry,
-    {{ split_of('source_file', 'entry') }} as split,
+    {{ split_of('content_hash', 'entry') }} as split,
     ingest_id
 from new_selected_events

@@ -15,6 +15,7 @@ unsorted_particles as (
         label,
         sample,
         source_file,
+        content_hash,
         entry,
         ingest_id,
         concat(
@@ -46,6 +47,7 @@ select
     label,
     sample,
     source_file,
+    content_hash,
     entry,
     size(particles) as n_particles,
     transform(sort_array(particles), p -> struct(

@@ -5,7 +5,7 @@
 
 with selected_features as (
 
-    select label, sample, source_file, entry, split, ingest_id
+    select label, sample, source_file, content_hash, entry, split, ingest_id
     from {{ ref('hlf_features') }}
 
 ),
@@ -30,13 +30,13 @@ ranked_within_class as (
         *,
         row_number() over (
             partition by label
-            order by xxhash64(source_file, entry, 'balance'), source_file, entry
+            order by xxhash64(content_hash, entry, 'balance'), content_hash, entry
         ) as class_rank
     from selected_features
 
 )
 
-select label, sample, source_file, entry, split, ingest_id
+select label, sample, source_file, content_hash, entry, split, ingest_id
 from ranked_within_class
 cross join smallest_class
 where class_rank <= events_per_class

@@ -13,6 +13,7 @@ candidates as (
         sample,
         label,
         source_file,
+        content_hash,
         entry,
         ingest_id,
         {{ isolated_candidates('lepton_candidates') }} as lepton_candidates

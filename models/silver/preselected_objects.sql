@@ -18,6 +18,7 @@ preselected as (
         sample,
         label,
         source_file,
+        content_hash,
         entry,
         ingest_id,
         filter(EFlowTrack, t -> t.PT > {{ var('track_pt_min') }}) as tracks,

@@ -32,7 +32,7 @@ passing as (
 particles_of_event as (
 
     select
-        source_file,
+        content_hash,
         entry,
         concat(
             transform(tracks, t -> struct(t.PT as pt, t.Eta as Eta, t.Phi as Phi, 0 as kind)),
@@ -46,7 +46,7 @@ particles_of_event as (
 
 in_cone_pairs as (
 
-    select source_file, entry, position, neighbour.kind, neighbour.pt
+    select content_hash, entry, position, neighbour.kind, neighbour.pt
     from particles_of_event
     lateral view posexplode(particles) candidates as position, candidate
     lateral view explode(particles) neighbours as neighbour
@@ -57,26 +57,26 @@ in_cone_pairs as (
 cone_sums_per_particle as (
 
     select
-        source_file,
+        content_hash,
         entry,
         position,
         sum(if(kind = 0, pt, 0d)) as track_sum,
         sum(if(kind = 1, pt, 0d)) as photon_sum,
         sum(if(kind = 2, pt, 0d)) as neutral_hadron_sum
     from in_cone_pairs
-    group by source_file, entry, position
+    group by content_hash, entry, position
 
 ),
 
 cone_sums_per_event as (
 
     select
-        source_file,
+        content_hash,
         entry,
         array_sort(collect_list(struct(position, track_sum, photon_sum, neutral_hadron_sum)))
             as cone_sums
     from cone_sums_per_particle
-    group by source_file, entry
+    group by content_hash, entry
 
 ),
 
@@ -87,7 +87,7 @@ with_cone_sums as (
         -- an event without pre-selected particles has no pairs
         coalesce(cone_sums_per_event.cone_sums, array()) as cone_sums
     from passing
-    left join cone_sums_per_event using (source_file, entry)
+    left join cone_sums_per_event using (content_hash, entry)
 
 )
 
@@ -95,6 +95,7 @@ select
     sample,
     label,
     source_file,
+    content_hash,
     entry,
     ingest_id,
     selected_lepton,

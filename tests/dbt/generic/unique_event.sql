@@ -1,7 +1,7 @@
-{#- Events (source_file, entry) that appear more than once. -#}
+{#- Events (content_hash, entry) that appear more than once. -#}
 {% test unique_event(model) %}
-select source_file, entry, count(*) as copies
+select content_hash, entry, count(*) as copies
 from {{ model }}
-group by source_file, entry
+group by content_hash, entry
 having count(*) > 1
 {% endtest %}
