@@ -76,9 +76,14 @@ TABLE_PROPERTIES = """TBLPROPERTIES (
 
 
 def create_tables(spark: SparkSession) -> None:
-    """Create the bronze namespace and tables if they do not exist yet."""
-    spark.sql(f"CREATE NAMESPACE IF NOT EXISTS {BRONZE}")
-    spark.sql(f"""
+    """Create the bronze namespace and tables if they do not exist yet.
+
+    Safe when two processes do it at once: the one that loses the race finds the table made.
+    """
+    _create_if_absent(spark, f"CREATE NAMESPACE IF NOT EXISTS {BRONZE}")
+    _create_if_absent(
+        spark,
+        f"""
 CREATE TABLE IF NOT EXISTS {BRONZE_EVENTS} (
   sample STRING COMMENT 'sample name, e.g. ttbar',
   label INT COMMENT 'class: 0 qcd, 1 ttbar, 2 wjets',
@@ -90,23 +95,38 @@ CREATE TABLE IF NOT EXISTS {BRONZE_EVENTS} (
 ) USING iceberg
 PARTITIONED BY (sample, content_hash)
 COMMENT 'One row per Delphes event, collections as arrays of structs with Delphes names'
-{TABLE_PROPERTIES}""")
-    spark.sql(f"""
+{TABLE_PROPERTIES}""",
+    )
+    _create_if_absent(
+        spark,
+        f"""
 CREATE TABLE IF NOT EXISTS {BRONZE_INGESTED_FILES} (
   path STRING, content_hash STRING, size BIGINT, sample STRING, label INT, events BIGINT,
   snapshot_id BIGINT, ingest_id STRING, ingested_at TIMESTAMP, notes STRING,
   absent_fields ARRAY<STRING> COMMENT 'optional bronze fields the file lacks (landed as null)'
 ) USING iceberg
 COMMENT 'The ledger of landed files; a file whose content_hash is here is never landed again'
-{TABLE_PROPERTIES}""")
-    spark.sql(f"""
+{TABLE_PROPERTIES}""",
+    )
+    _create_if_absent(
+        spark,
+        f"""
 CREATE TABLE IF NOT EXISTS {BRONZE_REJECTED_FILES} (
   path STRING, reason STRING, content_hash STRING, sample STRING, label INT,
   ingest_id STRING, rejected_at TIMESTAMP
 ) USING iceberg
 COMMENT 'Quarantine: files refused by an ingest, with the reason'
-{TABLE_PROPERTIES}""")
+{TABLE_PROPERTIES}""",
+    )
     migrate(spark)
+
+
+def _create_if_absent(spark: SparkSession, statement: str) -> None:
+    try:
+        spark.sql(statement)
+    except Exception as err:  # IF NOT EXISTS checks, then creates: a concurrent creator wins
+        if "already exists" not in str(err).lower():
+            raise
 
 
 def _columns(spark: SparkSession, table: str) -> set[str]:
@@ -258,14 +278,13 @@ def _commit_validated(
     try:
         writer.overwrite(rows)
     except Exception as err:
-        if "Found conflicting files" in str(err) or "ValidationException" in str(err):
-            raise CommitConflict(f"{table}: {_first_line(err)}") from err
+        cause = next((line for line in str(err).splitlines() if "conflicting files" in line), "")
+        if cause:
+            raise CommitConflict(
+                f"{table}: another writer committed the same rows after snapshot {base} "
+                f"({cause.strip()[:300]})"
+            ) from err
         raise
-
-
-def _first_line(err: Exception) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__
 
 
 def _append(spark: SparkSession, table: str, rows: list[tuple]) -> None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from topolake.settings import CATALOG, PROJECT_ROOT, Settings
+from topolake.tables import LAYER_TABLES
 
 LAYERS = ("silver", "gold")
 
@@ -33,6 +34,15 @@ def dbt_environment(settings: Settings) -> dict[str, str]:
         "DBT_LOG_PATH": str(settings.home / "dbt" / "logs"),
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
     }
+
+
+def built_before_content_identity(spark) -> list[str]:
+    """Silver and gold tables built when events were keyed by path: they need a full refresh."""
+    return [
+        table
+        for table in (*LAYER_TABLES["silver"], *LAYER_TABLES["gold"])
+        if spark.catalog.tableExists(table) and "content_hash" not in spark.table(table).columns
+    ]
 
 
 def create_layers(spark) -> None:

@@ -18,7 +18,7 @@ from rich.table import Table
 
 from topolake.progress import console
 from topolake.settings import PROJECT_ROOT, ConfigurationError, Settings, load_settings
-from topolake.tables import SAMPLE_LABELS
+from topolake.tables import BRONZE_EVENTS, SAMPLE_LABELS
 
 app = typer.Typer(
     help="topolake: a lakehouse for LHC event-topology classification.",
@@ -77,7 +77,12 @@ def ingest(
     except IngestArgumentError as err:
         raise fail(str(err), 2) from err
     for survey in report.landed:
-        console.print(f"landed {survey.path}: {survey.entries} events", highlight=False)
+        absent = survey.absent_fields
+        console.print(
+            f"landed {survey.path}: {survey.entries} events"
+            + (f" (without the optional {', '.join(absent)}: null)" if absent else ""),
+            highlight=False,
+        )
     for path, why in report.skipped:
         console.print(f"[yellow]skipped[/] {path}: {why}, nothing added", highlight=False)
     for survey in report.rejected:
@@ -238,6 +243,18 @@ def build_layers(
     spark, full_refresh: bool = False, skip_validation: bool = False, timings=None
 ) -> None:
     """bronze gate -> silver -> silver gate -> gold -> gold gate; stops at the first failure."""
+    from ingestion.bronze import migrate
+    from topolake.build import built_before_content_identity
+
+    if spark.catalog.tableExists(BRONZE_EVENTS) and migrate(spark):
+        console.print("bronze upgraded: events are identified by (content_hash, entry) now.")
+    if not full_refresh and (outdated := built_before_content_identity(spark)):
+        console.print(
+            f"{', '.join(outdated)} predate(s) events identified by content: "
+            "rebuilding silver and gold from all of bronze (--full-refresh).",
+            highlight=False,
+        )
+        full_refresh = True
     refresh = ["--full-refresh"] if full_refresh else []
     timings = {} if timings is None else timings
     steps = [("validate", "bronze"), ("build", "silver"), ("validate", "silver"),
