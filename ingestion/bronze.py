@@ -67,12 +67,22 @@ READ_SCHEMA = ", ".join(
 
 _COLUMNS_SEPARATOR = ",\n  "
 
-TABLE_PROPERTIES = """TBLPROPERTIES (
-  'format-version' = '2',
-  'write.parquet.compression-codec' = 'zstd',
-  'write.distribution-mode' = 'none',
-  'write.spark.fanout.enabled' = 'true'
-)"""
+TABLE_PROPERTIES = {
+    "format-version": "2",
+    "write.parquet.compression-codec": "zstd",
+    "write.distribution-mode": "none",
+    "write.spark.fanout.enabled": "true",
+}
+
+#: Validated ledger commits filter on ingest_id: its file statistics must be exact, not the
+#: default 16-character prefix (ids made in the same second share it, and would conflict).
+EXACT_INGEST_ID = {"write.metadata.metrics.column.ingest_id": "full"}
+
+
+def _tblproperties(properties: dict[str, str]) -> str:
+    return "TBLPROPERTIES (\n{}\n)".format(
+        ",\n".join(f"  '{key}' = '{value}'" for key, value in properties.items())
+    )
 
 
 def create_tables(spark: SparkSession) -> None:
@@ -95,7 +105,7 @@ CREATE TABLE IF NOT EXISTS {BRONZE_EVENTS} (
 ) USING iceberg
 PARTITIONED BY (sample, content_hash)
 COMMENT 'One row per Delphes event, collections as arrays of structs with Delphes names'
-{TABLE_PROPERTIES}""",
+{_tblproperties(TABLE_PROPERTIES)}""",
     )
     _create_if_absent(
         spark,
@@ -106,7 +116,7 @@ CREATE TABLE IF NOT EXISTS {BRONZE_INGESTED_FILES} (
   absent_fields ARRAY<STRING> COMMENT 'optional bronze fields the file lacks (landed as null)'
 ) USING iceberg
 COMMENT 'The ledger of landed files; a file whose content_hash is here is never landed again'
-{TABLE_PROPERTIES}""",
+{_tblproperties(TABLE_PROPERTIES | EXACT_INGEST_ID)}""",
     )
     _create_if_absent(
         spark,
@@ -116,7 +126,7 @@ CREATE TABLE IF NOT EXISTS {BRONZE_REJECTED_FILES} (
   ingest_id STRING, rejected_at TIMESTAMP
 ) USING iceberg
 COMMENT 'Quarantine: files refused by an ingest, with the reason'
-{TABLE_PROPERTIES}""",
+{_tblproperties(TABLE_PROPERTIES)}""",
     )
     migrate(spark)
 
@@ -144,6 +154,7 @@ def migrate(spark: SparkSession) -> bool:
     changed = False
     if "absent_fields" not in _columns(spark, BRONZE_INGESTED_FILES):
         spark.sql(f"ALTER TABLE {BRONZE_INGESTED_FILES} ADD COLUMN absent_fields ARRAY<STRING>")
+        spark.sql(f"ALTER TABLE {BRONZE_INGESTED_FILES} SET {_tblproperties(EXACT_INGEST_ID)}")
         changed = True
     if "content_hash" not in _columns(spark, BRONZE_EVENTS):
         reconcile_ledger(spark)
@@ -204,9 +215,8 @@ def reconcile_ledger(spark: SparkSession) -> int:
 
     Two processes may find the same orphan at once (one of them being the ingest that made it,
     about to write its own rows): each ingest's rows are written by a validated commit, so
-    only one of them lands.
+    only one of them lands; a commit refused for a concurrent one checks again.
     """
-    base = _head(spark, BRONZE_INGESTED_FILES)
     orphans = spark.sql(f"""
 SELECT s.snapshot_id, s.committed_at, s.summary['{INGEST_ID_PROPERTY}'] AS ingest_id,
        s.summary['{FILES_PROPERTY}'] AS files
@@ -234,14 +244,27 @@ WHERE s.summary['{INGEST_ID_PROPERTY}'] IS NOT NULL
             for f in json.loads(orphan.files)
         ]
         frame = spark.createDataFrame(rows, spark.table(BRONZE_INGESTED_FILES).schema)
-        try:
-            _commit_validated(
-                frame, BRONZE_INGESTED_FILES, F.col("ingest_id") == orphan.ingest_id, base
-            )
-            written += len(rows)
-        except CommitConflict:
-            pass  # another process wrote this ingest's rows first
+        for attempt in range(1, COMMIT_ATTEMPTS + 1):
+            base = _head(spark, BRONZE_INGESTED_FILES)
+            if _has_ledger_rows(spark, orphan.ingest_id):
+                break  # another process wrote them
+            try:
+                _commit_validated(
+                    frame, BRONZE_INGESTED_FILES, F.col("ingest_id") == orphan.ingest_id, base
+                )
+                written += len(rows)
+                break
+            except CommitConflict:
+                if attempt == COMMIT_ATTEMPTS:
+                    raise
+                time.sleep(0.2 * attempt)
     return written
+
+
+def _has_ledger_rows(spark: SparkSession, ingest_id: str) -> bool:
+    return bool(
+        spark.table(BRONZE_INGESTED_FILES).where(F.col("ingest_id") == ingest_id).limit(1).count()
+    )
 
 
 def _head(spark: SparkSession, table: str) -> int | None:
