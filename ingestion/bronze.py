@@ -245,11 +245,11 @@ WHERE s.summary['{INGEST_ID_PROPERTY}'] IS NOT NULL
         ]
         frame = spark.createDataFrame(rows, spark.table(BRONZE_INGESTED_FILES).schema)
         for attempt in range(1, COMMIT_ATTEMPTS + 1):
-            base = _head(spark, BRONZE_INGESTED_FILES)
+            base = head_snapshot(spark, BRONZE_INGESTED_FILES)
             if _has_ledger_rows(spark, orphan.ingest_id):
                 break  # another process wrote them
             try:
-                _commit_validated(
+                commit_validated(
                     frame, BRONZE_INGESTED_FILES, F.col("ingest_id") == orphan.ingest_id, base
                 )
                 written += len(rows)
@@ -267,7 +267,7 @@ def _has_ledger_rows(spark: SparkSession, ingest_id: str) -> bool:
     )
 
 
-def _head(spark: SparkSession, table: str) -> int | None:
+def head_snapshot(spark: SparkSession, table: str) -> int | None:
     """The table's current snapshot id (None before its first commit)."""
     row = spark.sql(
         f"SELECT snapshot_id FROM {table}.history WHERE is_current_ancestor "
@@ -280,7 +280,7 @@ class CommitConflict(RuntimeError):
     """Another writer committed rows this commit's filter covers since its base snapshot."""
 
 
-def _commit_validated(
+def commit_validated(
     frame: DataFrame,
     table: str,
     rows: Column,
@@ -457,7 +457,8 @@ def ingest(
     report.rejected = [s for s in surveys if not s.ok]
     candidates = [s for s in surveys if s.ok]
     for attempt in range(1, COMMIT_ATTEMPTS + 1):
-        base = _head(spark, BRONZE_EVENTS)  # read before the check: the commit validates from it
+        # read before the check: the commit validates against every commit since
+        base = head_snapshot(spark, BRONZE_EVENTS)
         report.landed, report.skipped = _new_files(spark, candidates)
         if not report.landed:
             break
@@ -466,7 +467,7 @@ def ingest(
         hashes = [s.content_hash for s in report.landed]
         try:
             with spark_progress(spark, f"landing {report.events} events"):
-                _commit_validated(
+                commit_validated(
                     frame,
                     BRONZE_EVENTS,
                     F.col("content_hash").isin(hashes),

@@ -11,7 +11,14 @@ import pytest
 import uproot
 from pyspark.sql import functions as F
 
-from ingestion.bronze import CommitConflict, _commit_validated, _head, events_frame, ingest, migrate
+from ingestion.bronze import (
+    CommitConflict,
+    commit_validated,
+    events_frame,
+    head_snapshot,
+    ingest,
+    migrate,
+)
 from ingestion.delphes import survey_file
 from simulation.run import plan, run_local
 from simulation.synthetic import synthetic_events
@@ -125,13 +132,13 @@ def test_a_commit_is_refused_when_another_writer_landed_the_same_file_after_its_
     ingest(lake, [str(write_delphes(tmp_path / "x.root", synthetic_events(5, seed=41)))],
            sample="ttbar", label=1)  # fmt: skip
     survey = survey_file(str(path))
-    base = _head(lake, BRONZE_EVENTS)  # what this writer checked: the file is not landed
+    base = head_snapshot(lake, BRONZE_EVENTS)  # what this writer checked: the file is not landed
 
     ingest(lake, [str(path)], sample="ttbar", label=1)  # another writer lands it meanwhile
 
     frame = events_frame(lake, [survey], "ttbar", 1, "late-writer")
     with pytest.raises(CommitConflict, match="conflicting files"):
-        _commit_validated(frame, BRONZE_EVENTS, F.col("content_hash").isin([survey.content_hash]),
+        commit_validated(frame, BRONZE_EVENTS, F.col("content_hash").isin([survey.content_hash]),
                           base)  # fmt: skip
     counts = lake.sql(
         f"SELECT count(*) n, count(DISTINCT content_hash, entry) d FROM {BRONZE_EVENTS}"
@@ -140,7 +147,7 @@ def test_a_commit_is_refused_when_another_writer_landed_the_same_file_after_its_
 
     other = survey_file(str(write_delphes(tmp_path / "other.root", synthetic_events(7, seed=42))))
     frame = events_frame(lake, [other], "ttbar", 1, "unrelated-writer")
-    _commit_validated(frame, BRONZE_EVENTS, F.col("content_hash").isin([other.content_hash]), base)
+    commit_validated(frame, BRONZE_EVENTS, F.col("content_hash").isin([other.content_hash]), base)
     assert lake.table(BRONZE_EVENTS).count() == 42  # other files never conflict
 
 
@@ -197,7 +204,7 @@ def test_a_lakehouse_from_before_content_identity_is_upgraded_in_place(lake, tmp
     )
     lake.sql("DROP TABLE lake.bronze.events_copy PURGE")
     lake.sql(f"ALTER TABLE {BRONZE_INGESTED_FILES} DROP COLUMN absent_fields")
-    before = _head(lake, BRONZE_EVENTS)
+    before = head_snapshot(lake, BRONZE_EVENTS)
 
     assert migrate(lake) is True
     upgraded = {
