@@ -81,11 +81,11 @@ CORRUPTIONS = {
     "negative PT": ("lake.bronze.events", negative_first_track_pt,
                     "expect_column_values_to_be_between on EFlowTrack_min_PT"),
     "duplicated event": ("lake.silver.selected_events", duplicated_event,
-                         "expect_compound_columns_to_be_unique on source_file, entry"),
+                         "expect_compound_columns_to_be_unique on content_hash, entry"),
     "unbalanced training set": ("lake.gold.training_set", unbalanced,
                                 "expect_column_values_to_be_between on class_fraction"),
     "event in both splits": ("lake.gold.training_set", in_both_splits,
-                             "expect_compound_columns_to_be_unique on source_file, entry"),
+                             "expect_compound_columns_to_be_unique on content_hash, entry"),
 }  # fmt: skip
 
 
@@ -115,7 +115,7 @@ def test_a_failing_snapshot_stops_validate_and_build_while_its_parent_still_pass
 
     failed = run_topolake("validate", "--layer", "bronze", home=topolake_home, cwd=work)
     assert failed.returncode == 1
-    assert "expect_compound_columns_to_be_unique on source_file, entry" in failed.stderr
+    assert "expect_compound_columns_to_be_unique on content_hash, entry" in failed.stderr
     assert "Data Docs: " in failed.stderr and Path(topolake_home / "gx").is_dir()
 
     stopped = run_topolake("build", home=topolake_home, cwd=work)
