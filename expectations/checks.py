@@ -46,9 +46,29 @@ def count_not_finite(values: Column) -> Column:
     return F.size(F.filter(values, is_not_finite))
 
 
+#: (collection, its floating-point kinematic fields): NaN or infinity in any is refused.
+KINEMATICS = [
+    ("EFlowTrack", ("PT", "Eta", "Phi")),
+    ("EFlowPhoton", ("ET", "Eta", "Phi")),
+    ("EFlowNeutralHadron", ("ET", "Eta", "Phi")),
+    ("Electron", ("PT", "Eta", "Phi")),
+    ("MuonTight", ("PT", "Eta", "Phi")),
+    ("Jet", ("PT", "Eta", "Phi")),
+    ("MissingET", ("MET", "Phi")),
+]
+
+
 def bronze_events(events: DataFrame) -> DataFrame:
+    """Array minima and maxima would skip NaN (Spark orders it above every number): non-finite
+    values are counted on their own."""
+    nonfinite = [
+        count_not_finite(F.col(f"{collection}.{name}"))
+        for collection, names in KINEMATICS
+        for name in names
+    ]
     return events.select(
         "*",
+        sum(nonfinite[1:], nonfinite[0]).alias("nonfinite_kinematics"),
         *[F.array_min(f"{c}.{pt}").alias(f"{c}_min_{pt}") for c, pt in MOMENTA],
         *[
             F.array_max(F.transform(c, lambda o: F.abs(o.Eta))).alias(f"{c}_max_abs_Eta")

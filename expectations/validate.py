@@ -4,6 +4,11 @@ Each table has a GX checkpoint (expectations/gx/checkpoints) that validates the 
 view (expectations.checks) and updates the Data Docs. The results land in GX's validation
 store under $TOPOLAKE_HOME/gx and, one row per table snapshot, in lake.quality.validations:
 that table is what training asks before it uses a gold snapshot.
+
+Every expectation has a GX severity. ``critical`` ones are invariants (types, identity,
+finiteness, definitional bounds, the selection cuts): one failing fails the gate. ``warning``
+ones are assumptions about the producer of the files (a detector's acceptance, a lepton's own
+track in its cone): they are reported and recorded, and the gate passes with warnings.
 """
 
 from __future__ import annotations
@@ -36,6 +41,10 @@ SPLIT_TOLERANCE = 0.02
 EXAMPLES = 3
 
 
+#: GX severities that fail a gate; the others (warning, info) are reported only.
+BLOCKING_SEVERITIES = ("critical",)
+
+
 @dataclass
 class Failure:
     expectation: str
@@ -43,6 +52,11 @@ class Failure:
     summary: str
     examples: list[Any] = field(default_factory=list)
     unexpected_percent: float = 100.0
+    severity: str = "critical"
+
+    @property
+    def blocking(self) -> bool:
+        return self.severity in BLOCKING_SEVERITIES
 
     def sentence(self) -> str:
         examples = f", e.g. {self.examples[:EXAMPLES]}" if self.examples else ""
@@ -55,7 +69,18 @@ class TableValidation:
     snapshot_id: int
     suite: str
     evaluated: int
-    failures: list[Failure]
+    #: failed expectations, critical ones and warnings
+    failed: list[Failure]
+
+    @property
+    def failures(self) -> list[Failure]:
+        """The failed critical expectations: any of them fails the gate."""
+        return [f for f in self.failed if f.blocking]
+
+    @property
+    def warnings(self) -> list[Failure]:
+        """The failed producer assumptions: reported, the gate still passes."""
+        return [f for f in self.failed if not f.blocking]
 
     @property
     def success(self) -> bool:
@@ -140,11 +165,14 @@ def failures_of(result) -> list[Failure]:
             or ", ".join(c for c in (kwargs.get("column_A"), kwargs.get("column_B")) if c)
             or "the table"
         )
+        severity = str(getattr(config.severity, "value", config.severity) or "critical")
         info = r.exception_info or {}
         details = r.result or {}
         if info.get("raised_exception"):
             message = str(info.get("exception_message", "")).strip().splitlines()
-            failures.append(Failure(config.type, columns, f"could not run ({message[0]})"))
+            failures.append(
+                Failure(config.type, columns, f"could not run ({message[0]})", severity="critical")
+            )
         elif "unexpected_count" in details:
             count = details["unexpected_count"]
             percent = float(details.get("unexpected_percent") or 0.0)
@@ -156,11 +184,14 @@ def failures_of(result) -> list[Failure]:
                     f"{count} of {total} rows unexpected ({percent:.2g} %)",
                     list(details.get("partial_unexpected_list") or []),
                     percent,
+                    severity,
                 )
             )
         else:
             observed = details.get("observed_value")
-            failures.append(Failure(config.type, columns, f"observed {observed!r}"))
+            failures.append(
+                Failure(config.type, columns, f"observed {observed!r}", severity=severity)
+            )
     return sorted(failures, key=lambda f: -f.unexpected_percent)
 
 
@@ -186,7 +217,7 @@ def validate_frame(
         snapshot_id=snapshot_id,
         suite=gx_name(table),
         evaluated=len(validation.results),
-        failures=failures_of(validation),
+        failed=failures_of(validation),
     )
 
 
@@ -217,8 +248,10 @@ def record(spark: SparkSession, validation: LayerValidation) -> None:
 CREATE TABLE IF NOT EXISTS {QUALITY_VALIDATIONS} (
     validation_id STRING, layer STRING, table_name STRING, snapshot_id BIGINT, suite STRING,
     success BOOLEAN, expectations INT, failed INT, failures STRING, validated_at TIMESTAMP,
-    data_docs STRING
+    data_docs STRING, warned INT, warnings STRING
 ) USING iceberg""")
+    if "warnings" not in spark.table(QUALITY_VALIDATIONS).columns:  # recorded before severities
+        spark.sql(f"ALTER TABLE {QUALITY_VALIDATIONS} ADD COLUMNS (warned INT, warnings STRING)")
     rows = [
         (
             validation.validation_id,
@@ -232,6 +265,8 @@ CREATE TABLE IF NOT EXISTS {QUALITY_VALIDATIONS} (
             json.dumps([f.sentence() for f in t.failures], default=str),
             validation.validated_at,
             str(validation.data_docs),
+            len(t.warnings),
+            json.dumps([f.sentence() for f in t.warnings], default=str),
         )
         for t in validation.tables
     ]

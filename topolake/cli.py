@@ -162,8 +162,13 @@ class Layer(StrEnum):
 def print_validation(validation) -> None:
     """One line per table, then the worst failures with examples."""
     for t in validation.tables:
-        mark = "[green]passed[/]" if t.success else "[bold red]FAILED[/]"
-        passed = t.evaluated - len(t.failures)
+        if not t.success:
+            mark = "[bold red]FAILED[/]"
+        elif t.warnings:
+            mark = f"[yellow]passed with {len(t.warnings)} warning(s)[/]"
+        else:
+            mark = "[green]passed[/]"
+        passed = t.evaluated - len(t.failed)
         console.print(
             f"{t.table}@{t.snapshot_id} (suite {t.suite}): {mark}, "
             f"{passed}/{t.evaluated} expectations met",
@@ -171,6 +176,12 @@ def print_validation(validation) -> None:
         )
         for failure in t.failures[:5]:
             console.print(f"    {failure.sentence()}", highlight=False, markup=False)
+        for warning in t.warnings[:5]:
+            console.print(
+                f"    warning (a producer assumption): {warning.sentence()}",
+                highlight=False,
+                markup=False,
+            )
 
 
 def run_validation(spark, layer: str, snapshot: str | None = None):

@@ -104,7 +104,7 @@ def quality_rows(spark) -> list[dict]:
         r.asDict()
         for r in spark.sql(f"""
 SELECT layer, table_name, snapshot_id, validation_id, success, expectations, failed,
-       validated_at, data_docs
+       coalesce(warned, 0) AS warned, warnings, validated_at, data_docs
 FROM (SELECT *, row_number() OVER (PARTITION BY table_name ORDER BY validated_at DESC) AS n
       FROM {QUALITY_VALIDATIONS})
 WHERE n = 1 ORDER BY validated_at""").collect()
