@@ -48,6 +48,9 @@ DEFAULT_STEP = 10_000
 #: Commits refused because a concurrent writer landed the same files are tried again this often.
 COMMIT_ATTEMPTS = 5
 
+#: Brackets the JSON {path, reason} of a file that a reading task could not read.
+READ_FAILURE = "@@topolake-read-failure@@"
+
 INGEST_ID_PROPERTY = "topolake.ingest-id"
 FILES_PROPERTY = "topolake.files"
 
@@ -384,10 +387,13 @@ def _read_tasks(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
                         names=["source_file", "content_hash", *events.schema.names],
                     )
             except Exception as err:
-                raise RuntimeError(
-                    f"{task['path']} failed while reading entries "
-                    f"{task['entry_start']}-{task['entry_stop']}: {err}"
-                ) from err
+                # the driver finds the file in the job's error, refuses it and lands the others
+                reason = (
+                    f"could not be read (entries {task['entry_start']}-{task['entry_stop']}: "
+                    f"{type(err).__name__}: {str(err).strip().splitlines()[0][:200]})"
+                )
+                failure = json.dumps({"path": task["path"], "reason": reason})
+                raise RuntimeError(f"{READ_FAILURE}{failure}{READ_FAILURE}") from err
 
 
 def events_frame(
@@ -456,7 +462,9 @@ def ingest(
         surveys = survey(spark, files)
     report.rejected = [s for s in surveys if not s.ok]
     candidates = [s for s in surveys if s.ok]
-    for attempt in range(1, COMMIT_ATTEMPTS + 1):
+    attempt = 0
+    while attempt < COMMIT_ATTEMPTS:
+        attempt += 1
         # read before the check: the commit validates against every commit since
         base = head_snapshot(spark, BRONZE_EVENTS)
         report.landed, report.skipped = _new_files(spark, candidates)
@@ -479,6 +487,14 @@ def ingest(
                 raise
             time.sleep(0.2 * attempt)  # a concurrent ingest landed some of these: check again
             continue
+        except Exception as err:  # the job failed and wrote nothing
+            unreadable = _unreadable_file(err, candidates)
+            if unreadable is None:
+                raise
+            report.rejected.append(unreadable)
+            candidates.remove(unreadable)
+            attempt -= 1  # not a conflict; the loop ends as the candidates run out
+            continue
         report.snapshot_id = reconcile_and_find_snapshot(spark, report.ingest_id)
         break
 
@@ -493,6 +509,18 @@ def ingest(
             ],
         )
     return report
+
+
+def _unreadable_file(err: Exception, candidates: list[FileSurvey]) -> FileSurvey | None:
+    """The file a failed landing job names as unreadable (see _read_tasks), marked refused."""
+    match = re.search(f"{READ_FAILURE}(.*?){READ_FAILURE}", str(err), re.DOTALL)
+    if not match:
+        return None
+    failure = json.loads(match.group(1))
+    survey = next((s for s in candidates if s.path == failure["path"]), None)
+    if survey is not None:
+        survey.ok, survey.reason = False, failure["reason"]
+    return survey
 
 
 def reconcile_and_find_snapshot(spark: SparkSession, ingest_id: str) -> int:

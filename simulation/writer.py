@@ -17,17 +17,25 @@ from topolake.layout import TREE_NAME
 BASKET_EVENTS = 5_000
 
 
-def write_delphes(path: str | Path, collections: Mapping[str, ak.Array]) -> Path:
+def write_delphes(
+    path: str | Path, collections: Mapping[str, ak.Array], rntuple: bool = False
+) -> Path:
     """Write one Delphes tree; each value is a jagged record array (one list per event).
 
-    The file appears under its final name only once complete (written as `.part`, then renamed),
-    so an interrupted run never leaves a half-written file that looks finished.
+    A TTree by default (what Delphes writes); with ``rntuple`` an RNTuple, ROOT's successor
+    format, with the same fields (``EFlowTrack.PT``). The file appears under its final name
+    only once complete (written as `.part`, then renamed), so an interrupted run never leaves
+    a half-written file that looks finished.
     """
     path = Path(path)
     partial = path.with_name(path.name + ".part")
     arrays = {name: ak.from_regular(array, axis=1) for name, array in collections.items()}
     n_events = len(next(iter(arrays.values())))
     with uproot.recreate(partial) as file:
+        if rntuple:
+            file[TREE_NAME] = arrays
+            partial.replace(path)
+            return path
         tree = file.mktree(
             TREE_NAME,
             {name: str(array.type.content) for name, array in arrays.items()},

@@ -223,3 +223,22 @@ def test_a_custom_sample_keeps_the_label_it_first_landed_with(lake, tmp_path):
     ingest(lake, [str(write_file(tmp_path / "s.root", 5, seed=12))], "ttbar_alt", 1)
     with pytest.raises(IngestArgumentError, match="already landed with label 1, not 2"):
         ingest(lake, [str(tmp_path / "other.root")], "ttbar_alt", 2)
+
+
+def test_an_rntuple_lands_the_same_rows_as_a_ttree_of_the_same_events(lake, tmp_path):
+    events = synthetic_events(60, seed=13)
+    ttree = write_delphes(tmp_path / "ttree.root", events)
+    rntuple = write_delphes(tmp_path / "rntuple.root", events, rntuple=True)
+    assert uproot.open(rntuple).classnames() == {"Delphes;1": "ROOT::RNTuple"}
+
+    report = ingest(lake, [str(ttree), str(rntuple)], sample="ttbar", label=1)
+    assert (report.events, report.rejected) == (120, [])
+    compared = ", ".join(["entry", *COLLECTIONS])
+    rows = {
+        path: [tuple(r) for r in lake.sql(
+            f"SELECT {compared} FROM {BRONZE_EVENTS} WHERE source_file = '{path}' ORDER BY entry"
+        ).collect()]
+        for path in (ttree, rntuple)
+    }  # fmt: skip
+    assert len(rows[ttree]) == 60
+    assert rows[ttree] == rows[rntuple]
