@@ -31,7 +31,7 @@ pytestmark = pytest.mark.slow
 
 settings.register_profile(
     "ci",
-    max_examples=3,
+    max_examples=2,
     deadline=None,
     # each example is a whole Spark ingest: report a failure as found, do not shrink it
     phases=[Phase.explicit, Phase.reuse, Phase.generate],
@@ -40,7 +40,7 @@ settings.register_profile(
 settings.register_profile("thorough", parent=settings.get_profile("ci"), max_examples=40)
 settings.load_profile("ci")
 
-FILES_PER_BATCH = 34
+FILES_PER_BATCH = 50
 
 #: mutation -> (TTree only, expected refusal reason prefix or None when the file must land)
 MUTATIONS: dict[str, tuple[bool, str | None]] = {

@@ -733,3 +733,65 @@ ORDER BY s.committed_at""").collect()
         "current_ancestor",
     ]
     print_rows(columns, [tuple(r) for r in rows], format)
+
+
+class PublishFormat(StrEnum):
+    delta = "delta"
+
+
+@app.command()
+def publish(
+    tables: Annotated[
+        list[str] | None,
+        typer.Argument(help="Tables to publish, e.g. gold.hlf_features gold.training_set."),
+    ] = None,
+    to: Annotated[
+        str | None, typer.Option(help="Where: each table goes to TO/<layer>/<table>.")
+    ] = None,
+    format: Annotated[
+        PublishFormat, typer.Option(help="Table format of the copy.")
+    ] = PublishFormat.delta,
+    snapshot: Annotated[
+        str | None,
+        typer.Option(help="Snapshot id or time (default: gold's newest validated, else current)."),
+    ] = None,
+    list_: Annotated[
+        str | None, typer.Option("--list", help="Show what is published under this URI.")
+    ] = None,
+) -> None:
+    """Publish pinned snapshots as Delta tables (delta-rs), or list what is published."""
+    from expectations.snapshots import SnapshotError
+    from publish.delta import PublishError, published
+    from publish.delta import publish as run_publish
+
+    if list_:
+        versions = published(list_)
+        if not versions:
+            raise fail(f"No Delta table is published under {list_}.", 2)
+        print_rows(
+            ["table", "version", "operation", "iceberg_snapshot", "validation", "from", "path"],
+            [(v.table, v.version, v.operation, v.snapshot_id, v.validation_id[:12],
+              v.published_from, v.path) for v in versions],
+            OutputFormat.table,
+        )  # fmt: skip
+        return
+    if not tables or not to:
+        raise fail("Name the tables to publish and --to URI (or use --list URI).", 2)
+
+    def said(p) -> None:
+        if p.mode == "unchanged":
+            console.print(f"{p.table}@{p.snapshot_id}: already published at {p.path}, "
+                          "nothing committed.", highlight=False)  # fmt: skip
+        else:
+            console.print(
+                f"{p.table}@{p.snapshot_id} -> {p.path}: Delta version {p.version} ({p.mode}, "
+                f"{p.rows} rows" + (f", validation {p.validation_id[:12]}" if p.validation_id
+                                    else "") + ")",
+                highlight=False,
+            )  # fmt: skip
+
+    spark = spark_session()
+    try:
+        run_publish(spark, tables, to, snapshot, on_table=said)
+    except (PublishError, SnapshotError) as err:
+        raise fail(str(err), 2) from err
