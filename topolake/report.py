@@ -100,11 +100,17 @@ def quality_rows(spark) -> list[dict]:
     """The latest validation of each table."""
     if not spark.catalog.tableExists(QUALITY_VALIDATIONS):
         return []
+    # validations recorded before severities existed have no warnings columns
+    warned = (
+        "coalesce(warned, 0) AS warned, warnings"
+        if "warned" in spark.table(QUALITY_VALIDATIONS).columns
+        else "0 AS warned, NULL AS warnings"
+    )
     return [
         r.asDict()
         for r in spark.sql(f"""
 SELECT layer, table_name, snapshot_id, validation_id, success, expectations, failed,
-       coalesce(warned, 0) AS warned, warnings, validated_at, data_docs
+       {warned}, validated_at, data_docs
 FROM (SELECT *, row_number() OVER (PARTITION BY table_name ORDER BY validated_at DESC) AS n
       FROM {QUALITY_VALIDATIONS})
 WHERE n = 1 ORDER BY validated_at""").collect()
