@@ -50,7 +50,7 @@ bench: install
 	$(BIN)/python benchmarks/build.py
 	$(BIN)/python benchmarks/train.py
 	$(BIN)/python benchmarks/physics.py
-	$(BIN)/python benchmarks/publish.py
+	$(BIN)/python benchmarks/publish_delta.py
 
 clean:
 	rm -rf lakehouse spark-warehouse metastore_db derby.log .pytest_cache .ruff_cache

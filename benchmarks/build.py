@@ -48,30 +48,38 @@ def rotated_copies(path: Path, copies: int, seed: int) -> dict[str, ak.Array]:
     return {name: ak.concatenate(parts) for name, parts in out.items()}
 
 
+def land_rotated_sample(spark, work: Path, events: int, simulate: int) -> int:
+    """Simulate `simulate` events per sample and land phi-rotated copies of them in bronze,
+    about `events` in all; returns the number of copies."""
+    from ingestion.bronze import ingest
+    from simulation.run import plan, run_local
+    from simulation.writer import write_delphes
+    from topolake.tables import SAMPLE_LABELS
+
+    copies = max(1, round(events / (3 * simulate)))
+    for sample, label in SAMPLE_LABELS.items():
+        (task,) = plan(sample, simulate, work / "simulated", seed=7, files=1)
+        run_local([task], 1, lambda n: None)
+        big = write_delphes(work / f"{sample}.root", rotated_copies(Path(task.path), copies, 1))
+        ingest(spark, [str(big)], sample=sample, label=label)
+    return copies
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events", type=int, default=24_000, help="bronze events in total")
     parser.add_argument("--simulate", type=int, default=800, help="simulated events per sample")
     args = parser.parse_args()
 
-    from ingestion.bronze import ingest
-    from simulation.run import plan, run_local
-    from simulation.writer import write_delphes
     from topolake.build import run_dbt
     from topolake.settings import load_settings
     from topolake.spark import get_spark
-    from topolake.tables import SAMPLE_LABELS
 
     work = Path(tempfile.mkdtemp(prefix="topolake-bench-build-"))
     settings = load_settings(home=work / "lakehouse")
     spark = get_spark(settings)
     cores = spark.sparkContext.defaultParallelism
-    copies = max(1, round(args.events / (3 * args.simulate)))
-    for sample, label in SAMPLE_LABELS.items():
-        (task,) = plan(sample, args.simulate, work / "simulated", seed=7, files=1)
-        run_local([task], 1, lambda n: None)
-        big = write_delphes(work / f"{sample}.root", rotated_copies(Path(task.path), copies, 1))
-        ingest(spark, [str(big)], sample=sample, label=label)
+    copies = land_rotated_sample(spark, work, args.events, args.simulate)
     events = spark.table("lake.bronze.events").count()
 
     started = time.perf_counter()

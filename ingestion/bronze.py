@@ -30,7 +30,13 @@ import pyarrow as pa
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from ingestion.delphes import FileSurvey, read_events, survey_file
+from ingestion.delphes import (
+    DelphesFileError,
+    FileSurvey,
+    read_events,
+    read_failure,
+    survey_file,
+)
 from ingestion.sources import expand_sources
 from topolake.layout import COLLECTIONS
 from topolake.progress import spark_progress
@@ -389,8 +395,9 @@ def _read_tasks(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
             except Exception as err:
                 # the driver finds the file in the job's error, refuses it and lands the others
                 reason = (
-                    f"could not be read (entries {task['entry_start']}-{task['entry_stop']}: "
-                    f"{type(err).__name__}: {str(err).strip().splitlines()[0][:200]})"
+                    str(err)
+                    if isinstance(err, DelphesFileError)
+                    else read_failure(err, task["entry_start"], task["entry_stop"])
                 )
                 failure = json.dumps({"path": task["path"], "reason": reason})
                 raise RuntimeError(f"{READ_FAILURE}{failure}{READ_FAILURE}") from err

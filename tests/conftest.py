@@ -150,6 +150,7 @@ def validated_gold(spark, topolake_home, shared_delphes, tmp_path_factory):
     def current() -> subprocess.CompletedProcess:
         nonlocal result
         if not spark.catalog.tableExists("lake.gold.training_set"):
+            drop_all_tables(spark)  # whatever another test left in bronze is not this fixture's
             result = build()
         return result
 

@@ -26,9 +26,10 @@ from publish.delta import (
     published,
     target_path,
 )
-from simulation.synthetic import synthetic_events
-from simulation.writer import write_delphes
+from simulation.run import plan, run_local
 from tests.conftest import TEST_MASTER, TOPOLAKE, run_topolake
+from topolake import cli
+from topolake.settings import load_settings
 from topolake.tables import (
     BRONZE_EVENTS,
     GOLD_HLF_FEATURES,
@@ -137,27 +138,36 @@ def test_bad_targets_get_one_sentence_and_nothing_is_written(spark, gold, topola
     assert not [p for p in other_schema.iterdir() if PUBLISH_FOLDER.match(p.name)]
 
 
-def test_publishing_after_new_events_appends_only_what_was_added(spark, gold, tmp_path):
+def test_publishing_after_a_second_ingest_and_build_adds_only_the_new_events(
+    spark, gold, topolake_home, tmp_path
+):
     root = str(tmp_path / "delta")
-    (first,) = publish(spark, [BRONZE_EVENTS], root)
-    more = write_delphes(tmp_path / "more.root", synthetic_events(25, seed=78))
-    ingest(spark, [str(more)], sample="ttbar", label=1)
+    tables = [BRONZE_EVENTS, GOLD_HLF_FEATURES]
+    first = publish(spark, tables, root)
+    (task,) = plan("ttbar", 30, tmp_path / "more", seed=78, files=1)
+    run_local([task], 1, lambda n: None)
+    ingest(spark, [task.path], sample="ttbar", label=1)
+    cli.State.settings = load_settings(home=topolake_home)
+    cli.build_layers(spark)  # dbt's MERGE of only new keys rewrites no file, then the gates
 
-    (second,) = publish(spark, [BRONZE_EVENTS], root)
-    assert (first.mode, second.mode, second.version, second.rows) == (
-        "overwrite", "append", 1, 25
-    )  # fmt: skip
-    rows = DeltaTable(second.path).to_pyarrow_table(columns=["content_hash", "entry"]).to_pylist()
-    landed = spark.read.option("snapshot-id", second.snapshot_id).table(BRONZE_EVENTS)
-    assert len(rows) == landed.count() == len({(r["content_hash"], r["entry"]) for r in rows})
-    history = DeltaTable(second.path).history()
-    assert [h[ICEBERG_SNAPSHOT] for h in history] == [
-        str(second.snapshot_id),
-        str(first.snapshot_id),
-    ]
-    assert history[0]["topolake.published-from"] == str(first.snapshot_id)
+    second = publish(spark, tables, root)
+    assert [(r.mode, r.version) for r in first] == [("overwrite", 0)] * 2
+    assert [(r.mode, r.version) for r in second] == [("append", 1)] * 2
+    assert second[0].rows == 30
+    assert second[1].validation_id == latest_passed(spark, "gold").validation_id
+    for before, after in zip(first, second, strict=True):
+        keys = DeltaTable(after.path).to_pyarrow_table(columns=["content_hash", "entry"])
+        landed = spark.read.option("snapshot-id", after.snapshot_id).table(after.table)
+        assert keys.num_rows == landed.count() == len({tuple(k.values()) for k in keys.to_pylist()})
+        assert after.rows == landed.count() - before.rows
+        history = DeltaTable(after.path).history()
+        assert [h[ICEBERG_SNAPSHOT] for h in history] == [
+            str(after.snapshot_id),
+            str(before.snapshot_id),
+        ]
+        assert history[0]["topolake.published-from"] == str(before.snapshot_id)
+    assert delta_rows(second[1].path) == iceberg_rows(
+        spark, GOLD_HLF_FEATURES, second[1].snapshot_id
+    )
     listed = {(v.table, v.version, v.snapshot_id) for v in published(root)}
-    assert listed == {
-        (BRONZE_EVENTS, 0, str(first.snapshot_id)),
-        (BRONZE_EVENTS, 1, str(second.snapshot_id)),
-    }
+    assert listed == {(r.table, r.version, str(r.snapshot_id)) for r in (*first, *second)}
