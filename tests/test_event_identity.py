@@ -159,27 +159,29 @@ def start_ingest(paths: list[Path], home: Path, cwd: Path) -> subprocess.Popen:
     )  # fmt: skip
 
 
-def test_two_processes_ingesting_at_once_land_a_shared_file_once_and_the_other_file_too(
+def test_two_processes_ingesting_at_once_land_a_shared_file_once_and_their_own_files_too(
     lake, topolake_home, tmp_path
 ):
     same = write_delphes(tmp_path / "same.root", synthetic_events(2_000, seed=43))
-    other = write_delphes(tmp_path / "other.root", synthetic_events(300, seed=44))
-    processes = [start_ingest(paths, topolake_home, tmp_path) for paths in ([same, other], [same])]
+    own = [write_delphes(tmp_path / f"own{i}.root", synthetic_events(300, seed=44 + i))
+           for i in (0, 1)]  # fmt: skip
+    processes = [start_ingest([same, mine], topolake_home, tmp_path) for mine in own]
     outputs = [p.communicate(timeout=600)[0] for p in processes]
     assert [p.returncode for p in processes] == [0, 0], outputs
 
     counts = lake.sql(
         f"SELECT count(*) n, count(DISTINCT content_hash, entry) d FROM {BRONZE_EVENTS}"
     ).first()
-    assert (counts.n, counts.d) == (2_300, 2_300)
-    assert lake.table(BRONZE_INGESTED_FILES).count() == 2
+    assert (counts.n, counts.d) == (2_600, 2_600)
+    assert lake.table(BRONZE_INGESTED_FILES).count() == 3
     said = sorted(
         "landed" if f"landed {same}: 2000 events" in out else "skipped"
         for out in outputs
         if f"landed {same}" in out or f"skipped {same}: already ingested" in out
     )
     assert said == ["landed", "skipped"], outputs
-    assert f"landed {other}: 300 events" in outputs[0]
+    for mine, out in zip(own, outputs, strict=True):
+        assert f"landed {mine}: 300 events" in out
 
 
 def test_a_lakehouse_from_before_content_identity_is_upgraded_in_place(lake, tmp_path):

@@ -41,7 +41,7 @@ settings.register_profile("thorough", parent=settings.get_profile("ci"), max_exa
 settings.load_profile("ci")
 
 #: files per batch beyond one of every mutation
-RANDOM_FILES_PER_BATCH = 37
+RANDOM_FILES_PER_BATCH = 87
 
 #: mutation -> (TTree only, expected refusal reason prefix or None when the file must land)
 MUTATIONS: dict[str, tuple[bool, str | None]] = {
