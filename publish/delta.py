@@ -12,16 +12,20 @@ How one publish works, and why it is safe:
   them (overwrite). Until that commit the Delta table is at its previous version: a publish
   killed before it leaves only unreferenced files, which the next publish ignores.
 - Publishing a snapshot already published commits nothing.
+- Publishes of one table to one target take turns (a file lock beside the table), so two at
+  once never append the same rows twice.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -217,14 +221,36 @@ def publish_table(
     spark: SparkSession, table: str, root: str, snapshot: str | None = None
 ) -> Published:
     """Publish one table at its pinned snapshot under ROOT; see the module docstring."""
-    from deltalake import CommitProperties, DeltaTable, Schema
-    from deltalake.exceptions import SchemaMismatchError
-    from deltalake.transaction import create_table_with_add_actions
-
     table = qualify(table)
     if not spark.catalog.tableExists(table):
         raise PublishError(f"{table} does not exist: nothing to publish.")
     path = target_path(root, table)
+    with _one_publisher_at_a_time(path):
+        return _publish_locked(spark, table, path, snapshot)
+
+
+@contextmanager
+def _one_publisher_at_a_time(path: str) -> Iterator[None]:
+    """Publishes of one table to one target take turns (an exclusive lock on `<path>.lock`).
+
+    Delta appends do not conflict with each other, so two publishes of the same new rows
+    committed at once would both land; the second one, started after the first committed,
+    finds the snapshot published and commits nothing."""
+    lock = Path(f"{path}.lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with lock.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _publish_locked(spark: SparkSession, table: str, path: str, snapshot: str | None) -> Published:
+    from deltalake import CommitProperties, DeltaTable, Schema
+    from deltalake.exceptions import SchemaMismatchError
+    from deltalake.transaction import create_table_with_add_actions
+
     existing = _delta_table(path)
     snapshot_id, validation_id = _pinned(spark, table, snapshot)
     previous = _published_snapshot(existing) if existing is not None else None

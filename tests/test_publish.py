@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import polars as pl
@@ -138,7 +139,7 @@ def test_bad_targets_get_one_sentence_and_nothing_is_written(spark, gold, topola
     assert not [p for p in other_schema.iterdir() if PUBLISH_FOLDER.match(p.name)]
 
 
-def test_publishing_after_a_second_ingest_and_build_adds_only_the_new_events(
+def test_publishing_after_a_second_ingest_and_build_adds_only_the_new_events_once(
     spark, gold, topolake_home, tmp_path
 ):
     root = str(tmp_path / "delta")
@@ -150,7 +151,11 @@ def test_publishing_after_a_second_ingest_and_build_adds_only_the_new_events(
     cli.State.settings = load_settings(home=topolake_home)
     cli.build_layers(spark)  # dbt's MERGE of only new keys rewrites no file, then the gates
 
-    second = publish(spark, tables, root)
+    with ThreadPoolExecutor(2) as pool:  # two publishers at once take turns
+        both = list(pool.map(lambda _: publish(spark, tables, root), range(2)))
+    assert sorted(r.mode for results in both for r in results) == ["append"] * 2 + ["unchanged"] * 2
+    second = [next(r for results in both for r in results if r.table == t and r.mode != "unchanged")
+              for t in tables]  # fmt: skip
     assert [(r.mode, r.version) for r in first] == [("overwrite", 0)] * 2
     assert [(r.mode, r.version) for r in second] == [("append", 1)] * 2
     assert second[0].rows == 30
