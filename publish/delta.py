@@ -41,6 +41,14 @@ ICEBERG_SNAPSHOT = "topolake.iceberg-snapshot-id"
 VALIDATION = "topolake.validation-id"
 PUBLISHED_FROM = "topolake.published-from"  # "full" or the previous snapshot id
 
+#: snapshot summary counts that show rows were removed or rewritten (not only added)
+REMOVING_SUMMARY_KEYS = (
+    "deleted-data-files",
+    "deleted-records",
+    "added-delete-files",
+    "removed-delete-files",
+)
+
 #: what the tests use to kill a publish between its files and its commit
 PAUSE_BEFORE_COMMIT = "TOPOLAKE_PUBLISH_PAUSE_BEFORE_COMMIT"
 
@@ -171,9 +179,8 @@ def _rows_since(spark: SparkSession, table: str, published: int, snapshot: int):
 
 def _only_adds(operation: str, summary: dict[str, str]) -> bool:
     """Whether a snapshot only added data files (no data or delete files removed or added)."""
-    removing = ("deleted-data-files", "deleted-records", "added-delete-files")
     return operation in {"append", "overwrite"} and all(
-        int(summary.get(key, "0")) == 0 for key in (*removing, "removed-delete-files")
+        int(summary.get(key, "0")) == 0 for key in REMOVING_SUMMARY_KEYS
     )
 
 
