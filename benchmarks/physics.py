@@ -21,11 +21,11 @@ def main() -> None:
 
     import ml  # noqa: F401  (Keras 2 before TensorFlow loads)
     from ml.data import extract, pin_gold
-    from ml.engines import TrainSpec
     from ml.evaluate import COMPARISON_COLUMNS, comparison_rows, evaluate_run
+    from ml.spec import TrainSpec
     from ml.training import train_and_track
-    from topolake.settings import load_settings
-    from topolake.spark import get_spark
+    from topolake.core.settings import load_settings
+    from topolake.core.spark import get_spark
 
     settings = load_settings(home=args.home)
     spark = get_spark(settings)

@@ -32,10 +32,10 @@ def main() -> None:
     args = parser.parse_args()
 
     from publish.delta import publish_table
-    from topolake.build import run_dbt
-    from topolake.settings import load_settings
-    from topolake.spark import get_spark
-    from topolake.tables import BRONZE_EVENTS, LAYER_TABLES
+    from topolake.app.dbt_runner import run_dbt
+    from topolake.core.settings import load_settings
+    from topolake.core.spark import get_spark
+    from topolake.core.tables import BRONZE_EVENTS, LAYER_TABLES
 
     work = Path(tempfile.mkdtemp(prefix="topolake-bench-publish-"))
     home = Path(args.home) if args.home else work / "lakehouse"
@@ -63,10 +63,10 @@ def main() -> None:
               f"{elapsed:.2f} s -> {result.rows / elapsed / cores:,.0f} rows/s/core")  # fmt: skip
     if not args.home:
         from ingestion.bronze import ingest
-        from simulation.run import plan, run_local
+        from simulation.tasks import generate_locally, plan
 
         (task,) = plan("ttbar", 200, work / "more", seed=8, files=1)
-        run_local([task], 1, lambda n: None)
+        generate_locally([task], 1, lambda n: None)
         ingest(spark, [task.path], sample="ttbar", label=1)
         started = time.perf_counter()
         result = publish_table(spark, BRONZE_EVENTS, target)

@@ -22,7 +22,7 @@ def main() -> None:
     parser.add_argument("--samples", nargs="+", default=["ttbar", "wjets", "qcd"])
     args = parser.parse_args()
 
-    from simulation.run import plan, run_task
+    from simulation.tasks import generate, plan
 
     out = Path(tempfile.mkdtemp(prefix="topolake-bench-sim-"))
     print(f"simulation benchmark, {time.strftime('%Y-%m-%d')}, one core per sample")
@@ -33,7 +33,7 @@ def main() -> None:
     for sample in args.samples:
         (task,) = plan(sample, args.events, out, seed=42, files=1)
         started = time.perf_counter()
-        result = run_task(task)
+        result = generate(task)
         total = time.perf_counter() - started
         outside = result.filter_s + result.detector_s + result.write_s
         print(

@@ -34,9 +34,10 @@ REFERENCE = {
 def one(args) -> None:
     import ml  # noqa: F401  (Keras 2 before TensorFlow loads)
     from ml.data import extract, pin_gold
-    from ml.engines import TrainSpec, train_distributed, train_single
-    from topolake.settings import load_settings
-    from topolake.spark import get_spark
+    from ml.spec import TrainSpec
+    from ml.tf_engine import train_distributed, train_single
+    from topolake.core.settings import load_settings
+    from topolake.core.spark import get_spark
 
     cores = args.workers if args.engine == "bigdl" else os.cpu_count()
     settings = load_settings(master=f"local[{cores}]", home=args.home)

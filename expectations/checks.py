@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from topolake.tables import PARTICLE_FEATURES
+from topolake.core.vocabulary import PARTICLE_FEATURES
 
 #: (collection, momentum field) of the bronze collections.
 MOMENTA = [

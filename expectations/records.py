@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from pyspark.sql import SparkSession
 
-from topolake.tables import LAYER_TABLES, QUALITY_VALIDATIONS
+from topolake.core.tables import LAYER_TABLES, QUALITY_VALIDATIONS
 
 
 @dataclass(frozen=True)

@@ -27,8 +27,8 @@ from pyspark.sql import DataFrame, SparkSession
 
 from expectations import snapshots
 from expectations.checks import CHECK_VIEWS
-from topolake.settings import PROJECT_ROOT, Settings
-from topolake.tables import LAYER_TABLES, QUALITY_VALIDATIONS
+from topolake.core.settings import PROJECT_ROOT, Settings
+from topolake.core.tables import LAYER_TABLES, QUALITY_VALIDATIONS
 
 GX_PROJECT = PROJECT_ROOT / "expectations"
 #: Detector acceptance of the CMS card (Delphes): tracker and calorimeters. The card accepts

@@ -38,9 +38,9 @@ from ingestion.delphes import (
     survey_file,
 )
 from ingestion.sources import expand_sources
-from topolake.layout import COLLECTIONS
-from topolake.progress import spark_progress
-from topolake.tables import (
+from topolake.app.console import spark_progress
+from topolake.core.layout import COLLECTIONS
+from topolake.core.tables import (
     BRONZE,
     BRONZE_EVENTS,
     BRONZE_INGESTED_FILES,

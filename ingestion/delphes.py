@@ -20,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 import uproot
 
-from topolake.layout import COLLECTIONS, FALLBACKS, TREE_NAME, is_required
+from topolake.core.layout import COLLECTIONS, FALLBACKS, TREE_NAME, is_required
 
 ROOT_MAGIC = b"root"
 

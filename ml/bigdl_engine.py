@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 
 from ml.data import Extract, batches
-from ml.engines import INPUTS, EngineError, TrainResult, TrainSpec
 from ml.models import N_CLASSES, N_HLF, N_PARTICLE_FEATURES, build
-from topolake.spark import bigdl_jars
+from ml.spec import INPUTS, EngineError, TrainResult, TrainSpec
+from topolake.core.spark import bigdl_jars
 
 
 def bigdl_spec(spec: TrainSpec) -> TrainSpec:

@@ -23,15 +23,14 @@ from pyspark.sql import functions as F
 
 from expectations.records import latest_passed, passed_with
 from expectations.snapshots import SnapshotError, resolve
-from topolake.settings import Settings
-from topolake.tables import (
+from topolake.core.settings import Settings
+from topolake.core.tables import (
     GOLD_HLF_FEATURES,
     GOLD_PARTICLE_SEQUENCES,
     GOLD_TRAINING_SET,
-    HLF_FEATURES,
     LAYER_TABLES,
-    PARTICLE_FEATURES,
 )
+from topolake.core.vocabulary import HLF_FEATURES, PARTICLE_FEATURES
 
 GOLD_TABLES = LAYER_TABLES["gold"]
 

@@ -15,12 +15,11 @@ from pathlib import Path
 import numpy as np
 
 from ml.data import Extract, GoldSnapshot, batches, extract
-from ml.engines import INPUTS, TrainSpec
+from ml.spec import INPUTS, TrainSpec
 from ml.tracking import EXPERIMENT, load_model, use_tracking
-from topolake.settings import Settings
-from topolake.tables import SAMPLE_LABELS
+from topolake.core.settings import Settings
+from topolake.core.vocabulary import CLASSES
 
-CLASSES = tuple(sorted(SAMPLE_LABELS, key=SAMPLE_LABELS.get))  # by label: qcd, ttbar, wjets
 TITLES = {"qcd": "QCD", "ttbar": r"$t\bar{t}$", "wjets": "W+jets"}
 
 # PHYSICS.md, "Reference results" (3.43 M train / 0.86 M test events)

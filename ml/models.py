@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-N_HLF = 14
-N_PARTICLE_FEATURES = 19
-N_CLASSES = 3
-MODELS = ("hlf", "particles", "inclusive")
+from topolake.core.vocabulary import CLASSES, HLF_FEATURES, MODELS, PARTICLE_FEATURES
+
+N_HLF = len(HLF_FEATURES)
+N_PARTICLE_FEATURES = len(PARTICLE_FEATURES)
+N_CLASSES = len(CLASSES)
 
 
 @dataclass(frozen=True)

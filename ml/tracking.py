@@ -11,8 +11,8 @@ from importlib.metadata import version
 from pathlib import Path
 
 from ml.data import Extract, Scaling
-from ml.engines import TrainResult, TrainSpec
-from topolake.settings import PROJECT_ROOT, Settings
+from ml.spec import TrainResult, TrainSpec
+from topolake.core.settings import PROJECT_ROOT, Settings
 
 EXPERIMENT = "topolake"
 PACKAGES = ("tensorflow", "tf-keras", "pyspark", "numpy", "pyarrow", "mlflow", "topolake")

@@ -6,12 +6,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ml.data import Extract
-from ml.engines import EngineError, TrainResult, TrainSpec, train_distributed, train_single
 from ml.models import build
+from ml.spec import EngineError, TrainResult, TrainSpec
+from ml.tf_engine import train_distributed, train_single
 from ml.tracking import log_training
-from topolake.settings import Settings
-
-ENGINES = ("tf", "bigdl")
+from topolake.core.settings import Settings
+from topolake.core.vocabulary import ENGINES
 
 
 @dataclass(frozen=True)

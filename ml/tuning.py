@@ -24,10 +24,11 @@ from pathlib import Path
 import numpy as np
 
 from ml.data import Extract
-from ml.engines import TrainSpec
-from ml.models import MODELS, Architecture
-from topolake.settings import Settings
-from topolake.tables import ML_TUNING_RESULTS
+from ml.models import Architecture
+from ml.spec import TrainSpec
+from topolake.core.settings import Settings
+from topolake.core.tables import ML_TUNING_RESULTS
+from topolake.core.vocabulary import MODELS
 
 # grid keys and how each sets a TrainSpec; dense_1..3 are the HLF model's three widths
 SPEC_KEYS = {"batch_size": int, "epochs": int, "learning_rate": float, "max_particles": int}
@@ -116,9 +117,9 @@ def train_point(spec: TrainSpec, data: Extract, fraction: float) -> dict:
     import tensorflow as tf
 
     import ml  # noqa: F401  (Keras 2 before TensorFlow loads)
-    from ml.engines import tf_dataset
     from ml.evaluate import predict
     from ml.models import build, compile_model
+    from ml.tf_engine import tf_dataset
 
     try:  # one core per task: the points run side by side
         tf.config.threading.set_intra_op_parallelism_threads(1)

@@ -33,7 +33,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pyspark.sql import SparkSession
 
-from topolake.tables import LAYER_TABLES, qualify
+from topolake.core.tables import LAYER_TABLES, qualify
 
 #: commit metadata keys of a published version
 ICEBERG_TABLE = "topolake.iceberg-table"

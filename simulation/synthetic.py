@@ -9,7 +9,7 @@ from __future__ import annotations
 import awkward as ak
 import numpy as np
 
-from topolake.layout import COLLECTIONS
+from topolake.core.layout import COLLECTIONS
 
 MEAN_MULTIPLICITY = {
     "EFlowTrack": 100,

@@ -11,7 +11,7 @@ from pathlib import Path
 import awkward as ak
 import uproot
 
-from topolake.layout import TREE_NAME
+from topolake.core.layout import TREE_NAME
 
 #: Events per basket: several baskets per branch, as real Delphes files have.
 BASKET_EVENTS = 5_000

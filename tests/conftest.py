@@ -36,8 +36,8 @@ def topolake_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def spark(topolake_home: Path):
-    from topolake.settings import load_settings
-    from topolake.spark import get_spark
+    from topolake.core.settings import load_settings
+    from topolake.core.spark import get_spark
 
     session = get_spark(load_settings(master=TEST_MASTER, home=topolake_home))
     yield session
@@ -132,11 +132,11 @@ def validated_gold(spark, topolake_home, shared_delphes, tmp_path_factory):
     """Three simulated samples and the CMS file in bronze, built and validated by
     `topolake build`; rebuilt if a test dropped the tables since. Yields the build's result."""
     from ingestion.bronze import ingest
-    from simulation.run import plan, run_local
+    from simulation.tasks import generate_locally, plan
 
     work = tmp_path_factory.mktemp("validated")
     for sample, events in (("ttbar", 120), ("wjets", 120), ("qcd", 40)):
-        run_local(plan(sample, events, work, seed=21, files=1), 1, lambda n: None)
+        generate_locally(plan(sample, events, work, seed=21, files=1), 1, lambda n: None)
 
     def build() -> subprocess.CompletedProcess:
         ingest(spark, [str(work / "ttbar"), str(shared_delphes / "cms_card_10_events.root")],

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from ingestion.bronze import ingest
-from simulation.run import plan, run_local
-from topolake.build import dbt_environment, run_dbt
-from topolake.settings import PROJECT_ROOT, load_settings
+from simulation.tasks import generate_locally, plan
+from topolake.app.dbt_runner import dbt_environment, run_dbt
+from topolake.core.settings import PROJECT_ROOT, load_settings
 
 pytestmark = pytest.mark.slow
 
@@ -28,7 +28,7 @@ MODELS = [
 @pytest.fixture(scope="module")
 def two_files(tmp_path_factory) -> list[Path]:
     out = tmp_path_factory.mktemp("incremental")
-    run_local(plan("ttbar", 120, out, seed=4, files=2), 2, lambda n: None)
+    generate_locally(plan("ttbar", 120, out, seed=4, files=2), 2, lambda n: None)
     return sorted((out / "ttbar").glob("*.root"))
 
 

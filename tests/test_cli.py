@@ -15,7 +15,7 @@ from ingestion.bronze import ingest
 from simulation.synthetic import synthetic_events
 from simulation.writer import write_delphes
 from tests.conftest import TEST_MASTER, TOPOLAKE, run_topolake
-from topolake.tables import BRONZE_EVENTS
+from topolake.core.tables import BRONZE_EVENTS
 
 pytestmark = pytest.mark.slow
 

@@ -20,20 +20,20 @@ from ingestion.bronze import (
     migrate,
 )
 from ingestion.delphes import survey_file
-from simulation.run import plan, run_local
 from simulation.synthetic import synthetic_events
+from simulation.tasks import generate_locally, plan
 from simulation.writer import write_delphes
 from tests.conftest import TEST_MASTER, TOPOLAKE
-from topolake.build import built_before_content_identity, run_dbt
-from topolake.layout import COLLECTIONS, required_fields
-from topolake.settings import load_settings
-from topolake.tables import (
+from topolake.app.dbt_runner import built_before_content_identity, run_dbt
+from topolake.core.layout import COLLECTIONS, required_fields
+from topolake.core.settings import load_settings
+from topolake.core.tables import (
     BRONZE_EVENTS,
     BRONZE_INGESTED_FILES,
     GOLD_HLF_FEATURES,
     GOLD_PARTICLE_SEQUENCES,
-    HLF_FEATURES,
 )
+from topolake.core.vocabulary import HLF_FEATURES
 
 pytestmark = pytest.mark.slow
 
@@ -42,7 +42,7 @@ pytestmark = pytest.mark.slow
 def ttbar_file(tmp_path_factory) -> Path:
     """Simulated tt̄ events, most of which pass the selection."""
     out = tmp_path_factory.mktemp("identity")
-    run_local(plan("ttbar", 40, out, seed=5, files=1), 1, lambda n: None)
+    generate_locally(plan("ttbar", 40, out, seed=5, files=1), 1, lambda n: None)
     return next((out / "ttbar").glob("*.root"))
 
 

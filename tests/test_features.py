@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 
 from ingestion.bronze import ingest
-from simulation.run import plan, run_local
+from simulation.tasks import generate_locally, plan
 from simulation.writer import write_delphes
 from tests.conftest import drop_all_tables
 from tests.physics_reference import event_features, read_events
-from topolake.build import run_dbt
-from topolake.layout import COLLECTIONS
-from topolake.settings import load_settings
+from topolake.app.dbt_runner import run_dbt
+from topolake.core.layout import COLLECTIONS
+from topolake.core.settings import load_settings
 
 pytestmark = pytest.mark.slow
 
@@ -166,7 +166,7 @@ def gold(spark, topolake_home, shared_delphes, tmp_path_factory):
     edge = write_events(work / "edge_cases.root", edge_case_events())
     simulated = work / "simulated"
     for sample, events in (("ttbar", 150), ("wjets", 150), ("qcd", 60)):
-        run_local(plan(sample, events, simulated, seed=9, files=1), 1, lambda n: None)
+        generate_locally(plan(sample, events, simulated, seed=9, files=1), 1, lambda n: None)
     ingest(
         spark,
         [str(shared_delphes / "cms_card_10_events.root"), str(edge), str(simulated / "ttbar")],

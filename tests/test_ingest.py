@@ -13,8 +13,8 @@ import uproot
 from ingestion.bronze import IngestArgumentError, ingest
 from simulation.synthetic import synthetic_events
 from simulation.writer import write_delphes
-from topolake.layout import COLLECTIONS
-from topolake.tables import BRONZE_EVENTS, BRONZE_INGESTED_FILES, BRONZE_REJECTED_FILES
+from topolake.core.layout import COLLECTIONS
+from topolake.core.tables import BRONZE_EVENTS, BRONZE_INGESTED_FILES, BRONZE_REJECTED_FILES
 
 pytestmark = pytest.mark.slow
 

@@ -24,8 +24,8 @@ from ingestion.bronze import ingest
 from simulation.synthetic import synthetic_events
 from simulation.writer import TREE_NAME, write_delphes
 from tests.conftest import drop_all_tables
-from topolake.layout import COLLECTIONS, OPTIONAL_FIELDS
-from topolake.tables import BRONZE_EVENTS, BRONZE_INGESTED_FILES, BRONZE_REJECTED_FILES
+from topolake.core.layout import COLLECTIONS, OPTIONAL_FIELDS
+from topolake.core.tables import BRONZE_EVENTS, BRONZE_INGESTED_FILES, BRONZE_REJECTED_FILES
 
 pytestmark = pytest.mark.slow
 

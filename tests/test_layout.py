@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from topolake.layout import COLLECTIONS, OPTIONAL_FIELDS, is_required, required_fields
+from topolake.core.layout import COLLECTIONS, OPTIONAL_FIELDS, is_required, required_fields
 
 
 def test_the_required_fields_are_exactly_those_physics_lists():

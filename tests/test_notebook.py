@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from topolake.settings import PROJECT_ROOT
+from topolake.core.settings import PROJECT_ROOT
 
 pytestmark = pytest.mark.slow
 NOTEBOOK = PROJECT_ROOT / "notebooks" / "topolake_tour.ipynb"

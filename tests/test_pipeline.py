@@ -44,7 +44,7 @@ def test_the_pipeline_runs_end_to_end_and_a_second_run_only_retrains(tmp_path):
     # MLflow: two evaluated training runs and a search with its child runs
     import mlflow
 
-    from topolake.settings import load_settings
+    from topolake.core.settings import load_settings
 
     mlflow.set_tracking_uri(load_settings(home=home).tracking_uri)
     runs = mlflow.search_runs(experiment_names=["topolake"], output_format="list")

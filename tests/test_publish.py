@@ -27,11 +27,11 @@ from publish.delta import (
     published,
     target_path,
 )
-from simulation.run import plan, run_local
+from simulation.tasks import generate_locally, plan
 from tests.conftest import TEST_MASTER, TOPOLAKE, run_topolake
-from topolake import cli
-from topolake.settings import load_settings
-from topolake.tables import (
+from topolake.app import cli
+from topolake.core.settings import load_settings
+from topolake.core.tables import (
     BRONZE_EVENTS,
     GOLD_HLF_FEATURES,
     GOLD_PARTICLE_SEQUENCES,
@@ -146,7 +146,7 @@ def test_publishing_after_a_second_ingest_and_build_adds_only_the_new_events_onc
     tables = [BRONZE_EVENTS, GOLD_HLF_FEATURES]
     first = publish(spark, tables, root)
     (task,) = plan("ttbar", 30, tmp_path / "more", seed=78, files=1)
-    run_local([task], 1, lambda n: None)
+    generate_locally([task], 1, lambda n: None)
     ingest(spark, [task.path], sample="ttbar", label=1)
     cli.State.settings = load_settings(home=topolake_home)
     cli.build_layers(spark)  # dbt's MERGE of only new keys rewrites no file, then the gates

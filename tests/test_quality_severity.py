@@ -12,13 +12,14 @@ import typer
 import uproot
 
 from ingestion.bronze import ingest
-from simulation.run import plan, run_local
 from simulation.synthetic import synthetic_events
+from simulation.tasks import generate_locally, plan
 from simulation.writer import write_delphes
-from topolake import cli
-from topolake.layout import COLLECTIONS
-from topolake.settings import load_settings
-from topolake.tables import GOLD_HLF_FEATURES, QUALITY_VALIDATIONS, SAMPLE_LABELS
+from topolake.app import cli
+from topolake.core.layout import COLLECTIONS
+from topolake.core.settings import load_settings
+from topolake.core.tables import GOLD_HLF_FEATURES, QUALITY_VALIDATIONS
+from topolake.core.vocabulary import SAMPLE_LABELS
 
 pytestmark = pytest.mark.slow
 
@@ -64,7 +65,9 @@ def other_producer(tmp_path_factory) -> Path:
     """Three small simulated samples, rewritten as the other producer would write them."""
     out = tmp_path_factory.mktemp("producer")
     for seed, (sample, events) in enumerate((("ttbar", 60), ("wjets", 60), ("qcd", 20))):
-        run_local(plan(sample, events, out / "simulated", seed=31, files=1), 1, lambda n: None)
+        generate_locally(
+            plan(sample, events, out / "simulated", seed=31, files=1), 1, lambda n: None
+        )
         (source,) = (out / "simulated" / sample).glob("*.root")
         (out / sample).mkdir()
         as_another_producer(source, out / sample / source.name, seed)

@@ -16,9 +16,9 @@ import uproot
 from ingestion.bronze import ingest
 from ingestion.delphes import survey_file
 from simulation.plots import summaries
-from simulation.run import plan, run_local, run_task
+from simulation.tasks import generate, generate_locally, plan
 from tests.conftest import TOPOLAKE, run_topolake
-from topolake.tables import BRONZE_EVENTS
+from topolake.core.tables import BRONZE_EVENTS
 
 pytestmark = pytest.mark.slow
 
@@ -29,7 +29,9 @@ EVENTS = {"ttbar": 300, "wjets": 300, "qcd": 150}
 def samples(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("simulated")
     for sample, events in EVENTS.items():
-        run_local(plan(sample, events, out, seed=3, files=2), workers=2, on_events=lambda n: None)
+        generate_locally(
+            plan(sample, events, out, seed=3, files=2), workers=2, on_events=lambda n: None
+        )
     return out
 
 
@@ -72,7 +74,7 @@ def test_files_have_the_delphes_layout_ordered_by_pt(samples):
 def test_the_same_seed_gives_the_same_events_and_another_seed_others(tmp_path):
     def make(directory: str, seed: int) -> dict:
         (task,) = plan("ttbar", 25, tmp_path / directory, seed=seed, files=1)
-        run_task(task)
+        generate(task)
         return uproot.open(task.path)["Delphes"].arrays(library="ak")
 
     first, again, other = make("a", 5), make("b", 5), make("c", 6)

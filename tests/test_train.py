@@ -12,11 +12,12 @@ import pytest
 import ml  # noqa: F401  (Keras 2 before TensorFlow loads)
 from expectations.snapshots import current_snapshot
 from ml.data import extract, pin_gold
-from ml.engines import INPUTS, TrainSpec, train_distributed, train_single
 from ml.models import build
+from ml.spec import INPUTS, TrainSpec
+from ml.tf_engine import train_distributed, train_single
 from ml.tracking import load_model, log_training
 from tests.conftest import run_topolake
-from topolake.settings import load_settings
+from topolake.core.settings import load_settings
 
 pytestmark = pytest.mark.slow
 SMALL = {"epochs": 1, "batch_size": 32, "max_particles": 64}

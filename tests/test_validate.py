@@ -12,8 +12,8 @@ from pyspark.sql import functions as F
 from expectations.records import latest_passed
 from expectations.validate import open_context, validate_frame
 from tests.conftest import run_topolake
-from topolake.settings import load_settings
-from topolake.tables import LAYER_TABLES, QUALITY_VALIDATIONS
+from topolake.core.settings import load_settings
+from topolake.core.tables import LAYER_TABLES, QUALITY_VALIDATIONS
 
 pytestmark = pytest.mark.slow
 

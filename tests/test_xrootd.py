@@ -9,7 +9,7 @@ import pytest
 from ingestion.bronze import ingest
 from simulation.synthetic import synthetic_events
 from simulation.writer import write_delphes
-from topolake.tables import BRONZE_EVENTS
+from topolake.core.tables import BRONZE_EVENTS
 
 pytestmark = [pytest.mark.slow, pytest.mark.xrootd]
 

@@ -1,14 +1,12 @@
 """Table names shared by every stage: the only thing stages know of each other."""
 
-from topolake.settings import CATALOG
+from topolake.core.settings import CATALOG
+from topolake.core.vocabulary import LAYERS
 
 BRONZE = f"{CATALOG}.bronze"
 BRONZE_EVENTS = f"{BRONZE}.events"
 BRONZE_INGESTED_FILES = f"{BRONZE}.ingested_files"
 BRONZE_REJECTED_FILES = f"{BRONZE}.rejected_files"
-
-#: label <-> sample, as in PHYSICS.md.
-SAMPLE_LABELS = {"qcd": 0, "ttbar": 1, "wjets": 2}
 
 
 def qualify(table: str) -> str:
@@ -28,20 +26,14 @@ QUALITY_VALIDATIONS = f"{CATALOG}.quality.validations"
 ML_TUNING_RESULTS = f"{CATALOG}.ml.tuning_results"
 
 #: The tables each layer's quality gate validates, in build order.
-LAYER_TABLES = {
-    "bronze": (BRONZE_EVENTS,),
-    "silver": (SILVER_SELECTED_EVENTS,),
-    "gold": (GOLD_HLF_FEATURES, GOLD_PARTICLE_SEQUENCES, GOLD_TRAINING_SET),
-}
-
-#: The gold feature contract (PHYSICS.md, in order): the 14 columns of gold.hlf_features and
-#: the 19 fields of each gold.particle_sequences particle.
-HLF_FEATURES = [
-    "HT", "MET", "PhiMET", "MT", "nJets", "nBJets", "LepPt", "LepEta", "LepPhi",
-    "LepIsoCh", "LepIsoGamma", "LepIsoNeu", "LepCharge", "LepIsEle",
-]  # fmt: skip
-PARTICLE_FEATURES = [
-    "Energy", "Px", "Py", "Pz", "Pt", "Eta", "Phi", "vtxX", "vtxY", "vtxZ",
-    "ChPFIso", "GammaPFIso", "NeuPFIso", "isChHad", "isNeuHad", "isGamma", "isEle", "isMu",
-    "Charge",
-]  # fmt: skip
+LAYER_TABLES = dict(
+    zip(
+        LAYERS,
+        [
+            (BRONZE_EVENTS,),
+            (SILVER_SELECTED_EVENTS,),
+            (GOLD_HLF_FEATURES, GOLD_PARTICLE_SEQUENCES, GOLD_TRAINING_SET),
+        ],
+        strict=True,
+    )
+)

@@ -95,7 +95,7 @@ def plan(
     ]
 
 
-def run_task(task: Task, report: Callable[[int], None] | None = None) -> TaskResult:
+def generate(task: Task, report: Callable[[int], None] | None = None) -> TaskResult:
     """Generate, filter, reconstruct and write one file; skip it if it already exists."""
     from simulation.detector import reconstruct
     from simulation.generator import ChargeTable
@@ -147,11 +147,11 @@ def run_task(task: Task, report: Callable[[int], None] | None = None) -> TaskRes
     )
 
 
-def _run_in_pool(task: Task, queue) -> TaskResult:
-    return run_task(task, report=queue.put if queue is not None else None)
+def _generate_in_pool(task: Task, queue) -> TaskResult:
+    return generate(task, report=queue.put if queue is not None else None)
 
 
-def run_local(
+def generate_locally(
     tasks: list[Task], workers: int, on_events: Callable[[int], None]
 ) -> list[TaskResult]:
     """Run tasks in a process pool; `on_events` hears of accepted events as they come."""
@@ -161,7 +161,7 @@ def run_local(
     queue = manager.Queue()
     results: list[TaskResult] = []
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        futures = [pool.submit(_run_in_pool, task, queue) for task in tasks]
+        futures = [pool.submit(_generate_in_pool, task, queue) for task in tasks]
         pending = set(futures)
         while pending:
             while not queue.empty():
@@ -176,11 +176,11 @@ def run_local(
     return sorted(results, key=lambda r: r.path)
 
 
-def run_on_spark(spark, tasks: list[Task]) -> list[TaskResult]:
+def generate_on_spark(spark, tasks: list[Task]) -> list[TaskResult]:
     """One Spark task per file; the output directory must be shared by the executors."""
     found = (
         spark.sparkContext.parallelize(tasks, len(tasks))
-        .map(lambda task: asdict(run_task(task)))
+        .map(lambda task: asdict(generate(task)))
         .collect()
     )
     return sorted((TaskResult(**r) for r in found), key=lambda r: r.path)

@@ -11,10 +11,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from topolake.settings import CATALOG, PROJECT_ROOT, Settings
-from topolake.tables import LAYER_TABLES
-
-LAYERS = ("silver", "gold")
+from topolake.core.settings import CATALOG, PROJECT_ROOT, Settings
+from topolake.core.tables import LAYER_TABLES
+from topolake.core.vocabulary import DBT_LAYERS
 
 
 class BuildError(RuntimeError):
@@ -47,7 +46,7 @@ def built_before_content_identity(spark) -> list[str]:
 
 def create_layers(spark) -> None:
     """dbt lists every layer's tables up front; Iceberg's catalog errors on absent ones."""
-    for layer in LAYERS:
+    for layer in DBT_LAYERS:
         spark.sql(f"CREATE NAMESPACE IF NOT EXISTS {CATALOG}.{layer}")
 
 
@@ -58,7 +57,7 @@ def run_dbt(settings: Settings, *command: str) -> BuildResult:
     """
     from dbt.cli.main import dbtRunner
 
-    from topolake.spark import get_spark
+    from topolake.core.spark import get_spark
 
     create_layers(get_spark(settings))
     os.environ.update(dbt_environment(settings))

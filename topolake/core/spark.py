@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from topolake.settings import CATALOG, Settings, iceberg_runtime_jar, java_home, load_settings
+from topolake.core.settings import CATALOG, Settings, iceberg_runtime_jar, java_home, load_settings
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession

@@ -1,4 +1,4 @@
-"""Training engines on Spark: TensorFlow in one process, or multi-worker in a barrier stage.
+"""The TensorFlow engine: one process, or multi-worker in a Spark barrier stage.
 
 `--workers N > 1` runs N Spark barrier tasks, each a TensorFlow worker of a
 MultiWorkerMirroredStrategy whose TF_CONFIG comes from the barrier context (the addresses of
@@ -16,47 +16,12 @@ import queue
 import socket
 import sys
 import time
-from dataclasses import dataclass, field
 
 import numpy as np
 
 from ml.data import Extract, Scaling, batches
-from ml.models import Architecture, build, compile_model
-
-INPUTS = {"hlf": ("hlf",), "particles": ("particles",), "inclusive": ("particles", "hlf")}
-
-
-@dataclass(frozen=True)
-class TrainSpec:
-    model: str
-    epochs: int = 5
-    batch_size: int = 128
-    max_particles: int = 801
-    learning_rate: float = 1e-3
-    seed: int = 0
-    architecture: Architecture = field(default_factory=Architecture)
-
-    @classmethod
-    def from_dict(cls, values: dict) -> TrainSpec:
-        """The inverse of dataclasses.asdict (as saved with a model)."""
-        arch = dict(values.get("architecture", {}))
-        if "hidden" in arch:
-            arch["hidden"] = tuple(arch["hidden"])
-        return cls(**{**values, "architecture": Architecture(**arch)})
-
-
-@dataclass
-class TrainResult:
-    weights: list[np.ndarray]
-    history: dict[str, list[float]]  # metric -> one value per epoch
-    replicas: int
-    identical_weights: bool
-    seconds: float
-    samples_per_second: float
-
-
-class EngineError(RuntimeError):
-    """Training could not run as asked; the message says why."""
+from ml.models import build, compile_model
+from ml.spec import INPUTS, EngineError, TrainResult, TrainSpec
 
 
 def tf_dataset(files, spec: TrainSpec, scaling: Scaling, shard=(0, 1), repeat=True, where=None):

@@ -15,17 +15,16 @@ from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
 
-from topolake.settings import Settings
-from topolake.tables import (
+from topolake.core.settings import Settings
+from topolake.core.tables import (
     BRONZE_EVENTS,
     GOLD_HLF_FEATURES,
     GOLD_TRAINING_SET,
-    HLF_FEATURES,
     ML_TUNING_RESULTS,
     QUALITY_VALIDATIONS,
-    SAMPLE_LABELS,
     SILVER_SELECTED_EVENTS,
 )
+from topolake.core.vocabulary import CLASSES, HLF_FEATURES, SAMPLE_LABELS
 
 PACKAGES = ("pyspark", "dbt-core", "great-expectations", "tensorflow", "tf-keras",
             "bigdl-dllib-spark3", "mlflow", "uproot", "topolake")  # fmt: skip
@@ -74,7 +73,7 @@ SELECT label, {", ".join(HLF_FEATURES)} FROM (
   FROM {GOLD_HLF_FEATURES})
 WHERE n <= {FEATURE_SAMPLE}""").toPandas()
     fig, axes = plt.subplots(3, 5, figsize=(28, 16), layout="constrained")
-    names = sorted(SAMPLE_LABELS, key=SAMPLE_LABELS.get)
+    names = CLASSES
     for ax, feature in zip(axes.flat, HLF_FEATURES, strict=False):
         values = frame[feature].to_numpy(dtype=float)
         low, high = np.nanpercentile(values, [0.5, 99.5]) if len(values) else (0, 1)

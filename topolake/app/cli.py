@@ -16,9 +16,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from topolake.progress import console
-from topolake.settings import PROJECT_ROOT, ConfigurationError, Settings, load_settings
-from topolake.tables import BRONZE_EVENTS, SAMPLE_LABELS
+from topolake.app.console import console
+from topolake.core.settings import PROJECT_ROOT, ConfigurationError, Settings, load_settings
+from topolake.core.tables import BRONZE_EVENTS
+from topolake.core.vocabulary import SAMPLE_LABELS
 
 app = typer.Typer(
     help="topolake: a lakehouse for LHC event-topology classification.",
@@ -37,7 +38,7 @@ def fail(message: str, code: int = 1) -> typer.Exit:
 
 
 def spark_session():
-    from topolake.spark import get_spark
+    from topolake.core.spark import get_spark
 
     try:
         return get_spark(State.settings)
@@ -117,21 +118,21 @@ def simulate(
     plots: Annotated[bool, typer.Option(help="Plot the samples under OUT as PNG.")] = False,
 ) -> None:
     """Generate labelled pp collisions at 13 TeV (Pythia 8 + detector model) as Delphes files."""
-    from simulation import run
+    from simulation import tasks as generation
     from simulation.plots import plot_samples
 
-    workers = run.default_workers()
+    workers = generation.default_workers()
     try:
-        tasks = run.plan(sample.value, events, out, seed, files or workers, isolation_filter)
-    except run.SimulationArgumentError as err:
+        tasks = generation.plan(sample.value, events, out, seed, files or workers, isolation_filter)
+    except generation.SimulationArgumentError as err:
         raise fail(str(err), 2) from err
     started = time.perf_counter()
     if spark:
-        from topolake.progress import spark_progress
+        from topolake.app.console import spark_progress
 
         session = spark_session()
         with spark_progress(session, f"simulating {events} {sample.value} events"):
-            results = run.run_on_spark(session, tasks)
+            results = generation.generate_on_spark(session, tasks)
     else:
         results = simulate_locally(tasks, events, f"simulating {sample.value}")
     elapsed = time.perf_counter() - started
@@ -255,7 +256,7 @@ def build_layers(
 ) -> None:
     """bronze gate -> silver -> silver gate -> gold -> gold gate; stops at the first failure."""
     from ingestion.bronze import migrate
-    from topolake.build import built_before_content_identity
+    from topolake.app.dbt_runner import built_before_content_identity
 
     if spark.catalog.tableExists(BRONZE_EVENTS) and migrate(spark):
         console.print("bronze upgraded: events are identified by (content_hash, entry) now.")
@@ -289,7 +290,7 @@ def layer_selection(layer: str) -> str:
 
 
 def dbt_build(args: list[str]) -> None:
-    from topolake.build import BuildError, run_dbt
+    from topolake.app.dbt_runner import BuildError, run_dbt
 
     try:
         result = run_dbt(State.settings, "build", *args)
@@ -340,8 +341,8 @@ def train(
     ] = False,
 ) -> None:
     """Train a classifier on a pinned, validated gold snapshot; track it in MLflow."""
-    from ml.engines import TrainSpec
     from ml.models import Architecture
+    from ml.spec import TrainSpec
 
     try:
         widths = tuple(int(w) for w in hidden.split(","))
@@ -359,7 +360,7 @@ def training_extract(spark, snapshot: str | None, skip_validation: bool, workers
     """The extract of the pinned gold snapshot, after refusing bad settings."""
     import ml  # noqa: F401  (Keras 2 before TensorFlow loads)
     from ml.data import SnapshotRefused, extract, pin_gold
-    from ml.engines import EngineError, check_workers
+    from ml.tf_engine import EngineError, check_workers
 
     try:
         check_workers(spark, workers)
@@ -383,7 +384,7 @@ def training_extract(spark, snapshot: str | None, skip_validation: bool, workers
 
 def train_tracked(spark, spec, engine: str, workers: int, data):
     """Train one model with per-epoch progress, track it; a failure exits with its reason."""
-    from ml.engines import EngineError
+    from ml.tf_engine import EngineError
     from ml.training import train_and_track
 
     console.print(f"training {spec.model} with {engine} x {workers}", highlight=False)
@@ -436,7 +437,7 @@ def tune_tracked(spark, search, data, seed: int = 0, parallelism: int | None = N
     """Run a search behind a progress bar, print its table; a failed point exits 1."""
     from ml.tuning import train_arguments
     from ml.tuning import tune as run_search
-    from topolake.progress import make_progress
+    from topolake.app.console import make_progress
 
     with make_progress() as progress:
         bar = progress.add_task(f"tune {search.model}", total=len(search.points))
@@ -491,12 +492,14 @@ def evaluate_tracked(spark, run: str | None):
 
 def simulate_locally(tasks, events: int, description: str):
     """Run simulation tasks on this machine's cores behind one progress bar."""
-    from simulation import run
-    from topolake.progress import make_progress
+    from simulation import tasks as generation
+    from topolake.app.console import make_progress
 
     with make_progress() as progress:
         bar = progress.add_task(description, total=events)
-        results = run.run_local(tasks, run.default_workers(), partial(progress.advance, bar))
+        results = generation.generate_locally(
+            tasks, generation.default_workers(), partial(progress.advance, bar)
+        )
         progress.update(bar, completed=events)
     return results
 
@@ -584,14 +587,14 @@ class _Stage:
 
 def _pipeline(settings, events, epochs, seed, search, max_particles, stages, timings) -> Path:
     from ingestion.bronze import ingest as run_ingest
-    from simulation import run
+    from simulation import tasks as generation
 
     stage = _Stage(stages, timings, f"the run's log: {settings.home / 'logs'}, dbt's: "
                    f"{settings.logs_dir}")  # fmt: skip
     data_dir = settings.home / "simulated"
     with stage("simulate"):
         for sample in SAMPLE_LABELS:
-            tasks = run.plan(sample, events, data_dir, seed, run.default_workers())
+            tasks = generation.plan(sample, events, data_dir, seed, generation.default_workers())
             results = simulate_locally(tasks, events, f"simulate {sample}")
             made = sum(r.events for r in results if not r.skipped)
             kept = sum(r.skipped for r in results)
@@ -616,9 +619,9 @@ def _pipeline(settings, events, epochs, seed, search, max_particles, stages, tim
             build_layers(spark, timings=timings)
         print_counts(spark)
     import ml  # noqa: F401  (Keras 2 before TensorFlow loads)
-    from ml.engines import TrainSpec
+    from ml.spec import TrainSpec
     from ml.tuning import point_key, spec_of
-    from topolake.report import ReportInputs, write_report
+    from topolake.app.report import ReportInputs, write_report
 
     with stage("tune"):
         data = training_extract(spark, None, False, 1)
@@ -644,7 +647,7 @@ def gold_is_validated(spark) -> bool:
     """Whether the current gold snapshots are the newest with a passing validation."""
     from expectations.records import latest_passed
     from expectations.snapshots import SnapshotError, resolve
-    from topolake.tables import LAYER_TABLES
+    from topolake.core.tables import LAYER_TABLES
 
     try:
         passed = latest_passed(spark, "gold")
@@ -654,7 +657,7 @@ def gold_is_validated(spark) -> bool:
 
 
 def print_counts(spark) -> None:
-    from topolake.report import sample_table
+    from topolake.app.report import sample_table
 
     rows = [(r["sample"], r["events"], r["selected"], r["train"], r["test"],
              f"{r['efficiency']:.1%}") for r in sample_table(spark)]  # fmt: skip
@@ -711,7 +714,7 @@ def snapshots(
     """List a table's snapshots: ids, times, operations, rows added and in total."""
     from pyspark.errors import PySparkException
 
-    from topolake.tables import qualify
+    from topolake.core.tables import qualify
 
     name = qualify(table)
     spark = spark_session()
