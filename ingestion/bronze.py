@@ -45,8 +45,8 @@ from topolake.core.tables import (
     BRONZE_EVENTS,
     BRONZE_INGESTED_FILES,
     BRONZE_REJECTED_FILES,
-    SAMPLE_LABELS,
 )
+from topolake.core.vocabulary import SAMPLE_LABELS
 
 #: Entries per Spark task: large files are split so every core gets work.
 DEFAULT_STEP = 10_000
