@@ -35,10 +35,14 @@ run: install
 test: install system-deps
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
+	$(BIN)/sqlfluff lint models macros
 	$(BIN)/pytest
 
 lint: install
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
+	$(BIN)/sqlfluff lint models macros
 
 format: install
 	$(BIN)/ruff format . && $(BIN)/ruff check --fix .

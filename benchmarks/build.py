@@ -71,7 +71,7 @@ def main() -> None:
     parser.add_argument("--simulate", type=int, default=800, help="simulated events per sample")
     args = parser.parse_args()
 
-    from topolake.app.dbt_runner import run_dbt
+    from topolake.app.dbt_runner import invoke_dbt
     from topolake.core.settings import load_settings
     from topolake.core.spark import get_spark
 
@@ -83,7 +83,7 @@ def main() -> None:
     events = spark.table("lake.bronze.events").count()
 
     started = time.perf_counter()
-    result = run_dbt(settings, "build")
+    result = invoke_dbt(settings, "build")
     wall = time.perf_counter() - started
     model_seconds = sum(s for name, _, s in result.nodes if name.startswith("model."))
     selected = spark.table("lake.gold.hlf_features").count()

@@ -30,17 +30,18 @@ def main() -> None:
     settings = load_settings(home=args.home)
     spark = get_spark(settings)
     data = extract(spark, settings, pin_gold(spark, None, skip_validation=False))
-    print(f"physics benchmark, {time.strftime('%Y-%m-%d')}: {data.events} events "
-          f"(gold {data.gold.snapshots}), {args.epochs} epochs, "
-          f"{args.max_particles} particles")  # fmt: skip
+    print(
+        f"physics benchmark, {time.strftime('%Y-%m-%d')}: {data.events} events "
+        f"(gold {data.gold.snapshots}), {args.epochs} epochs, "
+        f"{args.max_particles} particles"
+    )
     evaluations = []
     for model in ("hlf", "particles", "inclusive"):
         spec = TrainSpec(model, epochs=args.epochs, max_particles=args.max_particles)
         started = time.perf_counter()
         trained = train_and_track(spark, settings, spec, "tf", 1, data, log=lambda line: None)
         evaluations.append(evaluate_run(spark, settings, trained.run_id))
-        print(f"  {model}: trained in {time.perf_counter() - started:.0f} s, "
-              f"run {trained.run_id}")  # fmt: skip
+        print(f"  {model}: trained in {time.perf_counter() - started:.0f} s, run {trained.run_id}")
     print(" | ".join(COMPARISON_COLUMNS))
     for row in comparison_rows(evaluations):
         print(" | ".join(row))

@@ -32,7 +32,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from publish.delta import publish_table
-    from topolake.app.dbt_runner import run_dbt
+    from topolake.app.dbt_runner import invoke_dbt
     from topolake.core.settings import load_settings
     from topolake.core.spark import get_spark
     from topolake.core.tables import BRONZE_EVENTS, LAYER_TABLES
@@ -44,7 +44,7 @@ def main() -> None:
     cores = spark.sparkContext.defaultParallelism
     if not args.home:
         land_rotated_sample(spark, work, args.events, args.simulate)
-        run_dbt(settings, "run")
+        invoke_dbt(settings, "run")
 
     def current(table: str) -> str | None:
         if args.home:
@@ -53,14 +53,18 @@ def main() -> None:
         return str(spark.sql(query).first().snapshot_id)
 
     target = str(work / "delta")
-    print(f"publish benchmark, {time.strftime('%Y-%m-%d')}, {os.uname().nodename}, "
-          f"master {args.master}, {cores} cores")  # fmt: skip
+    print(
+        f"publish benchmark, {time.strftime('%Y-%m-%d')}, {os.uname().nodename}, "
+        f"master {args.master}, {cores} cores"
+    )
     for table in (*LAYER_TABLES["gold"], BRONZE_EVENTS):
         started = time.perf_counter()
         result = publish_table(spark, table, target, current(table))
         elapsed = time.perf_counter() - started
-        print(f"  {table}@{result.snapshot_id}: {result.rows:,} rows ({result.mode}) in "
-              f"{elapsed:.2f} s -> {result.rows / elapsed / cores:,.0f} rows/s/core")  # fmt: skip
+        print(
+            f"  {table}@{result.snapshot_id}: {result.rows:,} rows ({result.mode}) in "
+            f"{elapsed:.2f} s -> {result.rows / elapsed / cores:,.0f} rows/s/core"
+        )
     if not args.home:
         from ingestion.bronze import ingest
         from simulation.tasks import generate_locally, plan
@@ -71,8 +75,10 @@ def main() -> None:
         started = time.perf_counter()
         result = publish_table(spark, BRONZE_EVENTS, target)
         elapsed = time.perf_counter() - started
-        print(f"  {BRONZE_EVENTS} again after one more file: {result.rows:,} rows "
-              f"({result.mode}) in {elapsed:.2f} s")  # fmt: skip
+        print(
+            f"  {BRONZE_EVENTS} again after one more file: {result.rows:,} rows "
+            f"({result.mode}) in {elapsed:.2f} s"
+        )
     print(f"  peak memory (driver + JVM + Python workers): {peak_rss_mib():,.0f} MiB")
     spark.stop()
 

@@ -43,8 +43,9 @@ def one(args) -> None:
     settings = load_settings(master=f"local[{cores}]", home=args.home)
     spark = get_spark(settings)
     data = extract(spark, settings, pin_gold(spark, None, skip_validation=True))
-    spec = TrainSpec(args.model, epochs=args.epochs, batch_size=args.batch_size,
-                     max_particles=args.max_particles)  # fmt: skip
+    spec = TrainSpec(
+        args.model, epochs=args.epochs, batch_size=args.batch_size, max_particles=args.max_particles
+    )
     started = time.perf_counter()
     if args.engine == "bigdl":
         from ml.bigdl_engine import train_bigdl
@@ -54,11 +55,18 @@ def one(args) -> None:
         result = train_single(spec, data, log=lambda line: None)
     else:
         result = train_distributed(spark, spec, data, args.workers)
-    print(json.dumps({
-        "rate": result.samples_per_second, "seconds": time.perf_counter() - started,
-        "replicas": result.replicas, "cores": cores, "events": data.events.get("train", 0),
-        "peak_mib": peak_rss_mib(),
-    }))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "rate": result.samples_per_second,
+                "seconds": time.perf_counter() - started,
+                "replicas": result.replicas,
+                "cores": cores,
+                "events": data.events.get("train", 0),
+                "peak_mib": peak_rss_mib(),
+            }
+        )
+    )
     spark.stop()
 
 
@@ -77,19 +85,35 @@ def main() -> None:
         args.model, args.engine, args.workers = args.one[0], args.one[1], int(args.one[2])
         one(args)
         return
-    print(f"training benchmark, {time.strftime('%Y-%m-%d')}: {os.cpu_count()} cores, "
-          f"{args.epochs} epochs, batch {args.batch_size} per replica, "
-          f"{args.max_particles} particles, lakehouse {Path(args.home).resolve()}")  # fmt: skip
+    print(
+        f"training benchmark, {time.strftime('%Y-%m-%d')}: {os.cpu_count()} cores, "
+        f"{args.epochs} epochs, batch {args.batch_size} per replica, "
+        f"{args.max_particles} particles, lakehouse {Path(args.home).resolve()}"
+    )
     rates: dict[tuple[str, str, int], float] = {}
     for model in args.models.split(","):
         for engine in args.engines.split(","):
             for workers in map(int, args.workers.split(",")):
                 done = subprocess.run(
-                    [sys.executable, __file__, "--home", args.home, "--epochs", str(args.epochs),
-                     "--batch-size", str(args.batch_size), "--max-particles",
-                     str(args.max_particles), "--one", model, engine, str(workers)],
-                    capture_output=True, text=True,
-                )  # fmt: skip
+                    [
+                        sys.executable,
+                        __file__,
+                        "--home",
+                        args.home,
+                        "--epochs",
+                        str(args.epochs),
+                        "--batch-size",
+                        str(args.batch_size),
+                        "--max-particles",
+                        str(args.max_particles),
+                        "--one",
+                        model,
+                        engine,
+                        str(workers),
+                    ],
+                    capture_output=True,
+                    text=True,
+                )
                 lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
                 if done.returncode or not lines:
                     print(f"  {model:9} {engine:5} x{workers}: FAILED {done.stderr[-300:]}")
@@ -97,17 +121,21 @@ def main() -> None:
                 r = json.loads(lines[-1])
                 per_core = r["rate"] / r["cores"]
                 rates[(model, engine, workers)] = per_core
-                print(f"  {model:9} {engine:5} x{workers}: {r['rate']:9,.0f} samples/s "
-                      f"({per_core:8,.0f} per core, {r['cores']} cores, {r['replicas']} replicas, "
-                      f"{r['events']} events), peak {r['peak_mib']:,.0f} MiB; "
-                      f"reference {REFERENCE.get((model, engine), '-')}")  # fmt: skip
+                print(
+                    f"  {model:9} {engine:5} x{workers}: {r['rate']:9,.0f} samples/s "
+                    f"({per_core:8,.0f} per core, {r['cores']} cores, {r['replicas']} replicas, "
+                    f"{r['events']} events), peak {r['peak_mib']:,.0f} MiB; "
+                    f"reference {REFERENCE.get((model, engine), '-')}"
+                )
     for (model, engine, workers), per_core in sorted(rates.items()):
         single = rates.get((model, engine, 1))
         if workers > 1 and single:
             ratio = per_core / single
             verdict = "met" if ratio >= 2 / 3 else f"missed by {2 / 3 / ratio:.1f}x"
-            print(f"  {model} {engine}: {workers}-worker per-core throughput = {ratio:.2f} of "
-                  f"1-worker (target >= 0.67: {verdict})")  # fmt: skip
+            print(
+                f"  {model} {engine}: {workers}-worker per-core throughput = {ratio:.2f} of "
+                f"1-worker (target >= 0.67: {verdict})"
+            )
 
 
 if __name__ == "__main__":

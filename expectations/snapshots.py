@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
-from pyspark.sql import SparkSession
+from topolake.core.errors import UsageError
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
 
 
-class SnapshotError(ValueError):
+class SnapshotError(UsageError):
     """A snapshot that does not exist, or a table without one."""
 
 
@@ -43,6 +47,19 @@ def snapshot_as_of(spark: SparkSession, table: str, moment: datetime) -> int:
     return snapshot
 
 
+def parse_snapshot_spec(text: str) -> int | datetime:
+    """What a `--snapshot` value names: digits (surrounding blanks allowed) are a snapshot id,
+    anything else must be an ISO timestamp."""
+    if text.strip().isdigit():
+        return int(text)
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError as err:
+        raise SnapshotError(
+            f"--snapshot {text!r} is neither a snapshot id nor an ISO timestamp."
+        ) from err
+
+
 def resolve(spark: SparkSession, tables: tuple[str, ...], snapshot: str | None) -> dict[str, int]:
     """The snapshot of every table: the current ones, or those of `snapshot`.
 
@@ -51,8 +68,8 @@ def resolve(spark: SparkSession, tables: tuple[str, ...], snapshot: str | None) 
     """
     if snapshot is None:
         return {t: current_snapshot(spark, t) for t in tables}
-    if snapshot.strip().isdigit():
-        wanted = int(snapshot)
+    wanted = parse_snapshot_spec(snapshot)
+    if isinstance(wanted, int):
         for owner in tables:
             moment = snapshot_time(spark, owner, wanted)
             if moment is not None:
@@ -60,10 +77,4 @@ def resolve(spark: SparkSession, tables: tuple[str, ...], snapshot: str | None) 
                     t: wanted if t == owner else snapshot_as_of(spark, t, moment) for t in tables
                 }
         raise SnapshotError(f"snapshot {snapshot} belongs to none of {', '.join(tables)}.")
-    try:
-        moment = datetime.fromisoformat(snapshot)
-    except ValueError as err:
-        raise SnapshotError(
-            f"--snapshot {snapshot!r} is neither a snapshot id nor an ISO timestamp."
-        ) from err
-    return {t: snapshot_as_of(spark, t, moment) for t in tables}
+    return {t: snapshot_as_of(spark, t, wanted) for t in tables}

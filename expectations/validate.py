@@ -27,10 +27,10 @@ from pyspark.sql import DataFrame, SparkSession
 
 from expectations import snapshots
 from expectations.checks import CHECK_VIEWS
-from topolake.core.settings import PROJECT_ROOT, Settings
+from topolake.core.project import dbt_project_dir, gx_context_dir
+from topolake.core.settings import Settings
 from topolake.core.tables import LAYER_TABLES, QUALITY_VALIDATIONS
 
-GX_PROJECT = PROJECT_ROOT / "expectations"
 #: Detector acceptance of the CMS card (Delphes): tracker and calorimeters. The card accepts
 #: tracks with |eta| < 2.5 at generation; reconstructed ones reach slightly beyond (2.52 in the
 #: shared Delphes file).
@@ -113,16 +113,22 @@ def data_docs_index(settings: Settings) -> Path:
 
 
 def open_context(settings: Settings):
-    """The project's GX file context, storing results and Data Docs under TOPOLAKE_HOME."""
+    """The project's GX file context, storing results and Data Docs under TOPOLAKE_HOME.
+
+    The context itself (expectations/gx, in site-packages when installed) is only read:
+    great_expectations.yml points the validation results store and the Data Docs site at
+    TOPOLAKE_GX_RESULTS, and GX scaffolds nothing (no uncommitted/) into a context that has
+    its great_expectations.yml.
+    """
     import great_expectations as gx
 
     os.environ["TOPOLAKE_GX_RESULTS"] = str(settings.home / "gx")
-    return gx.get_context(mode="file", project_root_dir=str(GX_PROJECT))
+    return gx.get_context(mode="file", context_root_dir=str(gx_context_dir()))
 
 
 def dbt_vars() -> dict[str, Any]:
     """The dbt project's vars: the cuts the suites check are those the models apply."""
-    return yaml.safe_load((PROJECT_ROOT / "dbt_project.yml").read_text())["vars"]
+    return yaml.safe_load((dbt_project_dir() / "dbt_project.yml").read_text())["vars"]
 
 
 def expectation_parameters(view: DataFrame, table: str) -> dict[str, float]:

@@ -22,7 +22,8 @@ import json
 import re
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -38,7 +39,7 @@ from ingestion.delphes import (
     survey_file,
 )
 from ingestion.sources import expand_sources
-from topolake.app.console import spark_progress
+from topolake.core.errors import UsageError
 from topolake.core.layout import COLLECTIONS
 from topolake.core.tables import (
     BRONZE,
@@ -178,12 +179,12 @@ WHEN MATCHED THEN UPDATE SET events.content_hash = ledger.content_hash""")
     return changed
 
 
-class IngestArgumentError(ValueError):
+class IngestArgumentError(UsageError):
     """The ingest's arguments are wrong; nothing was read or written."""
 
 
 @dataclass
-class IngestReport:
+class IngestOutcome:
     ingest_id: str
     landed: list[FileSurvey] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
@@ -453,41 +454,54 @@ def _ledger_entry(s: FileSurvey, sample: str, label: int) -> dict:
     }
 
 
+def _unwatched(description: str) -> AbstractContextManager[None]:
+    return nullcontext()
+
+
 def ingest(
-    spark: SparkSession, sources: list[str], sample: str, label: int, step: int = DEFAULT_STEP
-) -> IngestReport:
-    """Land the events of ``sources`` in bronze; see the module docstring for guarantees."""
+    spark: SparkSession,
+    sources: list[str],
+    sample: str,
+    label: int,
+    step: int = DEFAULT_STEP,
+    watch: Callable[[str], AbstractContextManager[None]] = _unwatched,
+) -> IngestOutcome:
+    """Land the events of ``sources`` in bronze; see the module docstring for guarantees.
+
+    ``watch(description)`` wraps each Spark job of the ingest (checking the files, landing the
+    events), so that the caller can show its progress; ingestion itself prints nothing.
+    """
     if step <= 0:
         raise IngestArgumentError(f"The step must be a positive number of entries, not {step}.")
     create_tables(spark)
     check_sample_label(spark, sample, label)
     reconcile_ledger(spark)
-    report = IngestReport(ingest_id=f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}")
+    outcome = IngestOutcome(ingest_id=f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}")
 
     files = expand_sources(sources)
-    with spark_progress(spark, f"checking {len(files)} file(s)"):
+    with watch(f"checking {len(files)} file(s)"):
         surveys = survey(spark, files)
-    report.rejected = [s for s in surveys if not s.ok]
+    outcome.rejected = [s for s in surveys if not s.ok]
     candidates = [s for s in surveys if s.ok]
     attempt = 0
     while attempt < COMMIT_ATTEMPTS:
         attempt += 1
         # read before the check: the commit validates against every commit since
         base = head_snapshot(spark, BRONZE_EVENTS)
-        report.landed, report.skipped = _new_files(spark, candidates)
-        if not report.landed:
+        outcome.landed, outcome.skipped = _new_files(spark, candidates)
+        if not outcome.landed:
             break
-        ledger = [_ledger_entry(s, sample, label) for s in report.landed]
-        frame = events_frame(spark, report.landed, sample, label, report.ingest_id, step)
-        hashes = [s.content_hash for s in report.landed]
+        ledger = [_ledger_entry(s, sample, label) for s in outcome.landed]
+        frame = events_frame(spark, outcome.landed, sample, label, outcome.ingest_id, step)
+        hashes = [s.content_hash for s in outcome.landed]
         try:
-            with spark_progress(spark, f"landing {report.events} events"):
+            with watch(f"landing {outcome.events} events"):
                 commit_validated(
                     frame,
                     BRONZE_EVENTS,
                     F.col("content_hash").isin(hashes),
                     base,
-                    {INGEST_ID_PROPERTY: report.ingest_id, FILES_PROPERTY: json.dumps(ledger)},
+                    {INGEST_ID_PROPERTY: outcome.ingest_id, FILES_PROPERTY: json.dumps(ledger)},
                 )
         except CommitConflict:
             if attempt == COMMIT_ATTEMPTS:
@@ -498,24 +512,24 @@ def ingest(
             unreadable = _unreadable_file(err, candidates)
             if unreadable is None:
                 raise
-            report.rejected.append(unreadable)
+            outcome.rejected.append(unreadable)
             candidates.remove(unreadable)
             attempt -= 1  # not a conflict; the loop ends as the candidates run out
             continue
-        report.snapshot_id = reconcile_and_find_snapshot(spark, report.ingest_id)
+        outcome.snapshot_id = reconcile_and_find_snapshot(spark, outcome.ingest_id)
         break
 
-    if report.rejected:
+    if outcome.rejected:
         now = datetime.now(UTC)
         _append(
             spark,
             BRONZE_REJECTED_FILES,
             [
-                (s.path, s.reason, s.content_hash or None, sample, label, report.ingest_id, now)
-                for s in report.rejected
+                (s.path, s.reason, s.content_hash or None, sample, label, outcome.ingest_id, now)
+                for s in outcome.rejected
             ],
         )
-    return report
+    return outcome
 
 
 def _unreadable_file(err: Exception, candidates: list[FileSurvey]) -> FileSurvey | None:

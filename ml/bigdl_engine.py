@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ml.data import Extract, batches
-from ml.models import N_CLASSES, N_HLF, N_PARTICLE_FEATURES, build
+from ml.models import N_CLASSES, N_HLF, N_PARTICLE_FEATURES, build_model
 from ml.spec import INPUTS, EngineError, TrainResult, TrainSpec
 from topolake.core.spark import bigdl_jars
 
@@ -55,7 +55,7 @@ def start_bigdl(spark) -> tuple[int, int]:
 
 
 def build_bigdl(name: str, max_particles: int, spec: TrainSpec):
-    """The BigDL Keras-API twin of `ml.models.build(name, ...)` without masking."""
+    """The BigDL Keras-API twin of `ml.models.build_model(name, ...)` without masking."""
     from bigdl.dllib.keras.layers import GRU, Dense, Dropout, Input, merge
     from bigdl.dllib.keras.models import Model
 
@@ -81,17 +81,23 @@ def _gru_to_bigdl(kernel, recurrent, bias):
     z, r, h = np.split(kernel, 3, axis=1)
     uz, ur, uh = np.split(recurrent, 3, axis=1)
     bz, br, bh = np.split(bias, 3)
-    return [np.concatenate([r.T, z.T, h.T]), np.concatenate([br, bz, bh]),
-            np.concatenate([ur.T, uz.T]), uh.T]  # fmt: skip
+    return [
+        np.concatenate([r.T, z.T, h.T]),
+        np.concatenate([br, bz, bh]),
+        np.concatenate([ur.T, uz.T]),
+        uh.T,
+    ]
 
 
 def _gru_to_keras(w_input, b, w_recurrent, w_candidate):
     r, z, h = np.split(w_input, 3)
     br, bz, bh = np.split(b, 3)
     ur, uz = np.split(w_recurrent, 2)
-    return [np.concatenate([z.T, r.T, h.T], axis=1),
-            np.concatenate([uz.T, ur.T, w_candidate.T], axis=1),
-            np.concatenate([bz, br, bh])]  # fmt: skip
+    return [
+        np.concatenate([z.T, r.T, h.T], axis=1),
+        np.concatenate([uz.T, ur.T, w_candidate.T], axis=1),
+        np.concatenate([bz, br, bh]),
+    ]
 
 
 def _converted(weights: list[np.ndarray], name: str, gru, gru_arrays: int) -> list[np.ndarray]:
@@ -120,13 +126,18 @@ def _samples(spec: TrainSpec, extract: Extract):
         from bigdl.dllib.utils.common import Sample
 
         paths = [Path(f) for f in files]
-        for x, y in batches(paths, 1024, spec.max_particles, extract.scaling, inputs,
-                            padding=spec.architecture.padding):  # fmt: skip
+        for x, y in batches(
+            paths,
+            1024,
+            spec.max_particles,
+            extract.scaling,
+            inputs,
+            padding=spec.architecture.padding,
+        ):
             labels = y.astype(np.float32)
             for i in range(len(y)):
                 features = [a[i] for a in x]
-                yield Sample.from_ndarray(features if len(features) > 1 else features[0],
-                                          labels[i])  # fmt: skip
+                yield Sample.from_ndarray(features if len(features) > 1 else features[0], labels[i])
 
     return to_samples
 
@@ -159,16 +170,21 @@ def train_bigdl(spark, spec: TrainSpec, extract: Extract, workers: int, log=prin
     # batch larger than a partition's rows fails: tiny samples get smaller batches
     per_core = min(spec.batch_size, max(1, events // (2 * replicas)))
     if per_core < spec.batch_size:
-        log(f"batch size {per_core} per core: {events} training events are too few for "
-            f"{spec.batch_size}")  # fmt: skip
+        log(
+            f"batch size {per_core} per core: {events} training events are too few for "
+            f"{spec.batch_size}"
+        )
     global_batch = per_core * replicas
     train = _sample_rdd(spark, spec, extract, "train", workers)
     test = _sample_rdd(spark, spec, extract, "test", workers)
-    initial = build(spec.model, spec.max_particles, spec.architecture, spec.seed)
+    initial = build_model(spec.model, spec.max_particles, spec.architecture, spec.seed)
     model = build_bigdl(spec.model, spec.max_particles, spec)
     model.set_weights(keras_to_bigdl(initial.get_weights(), spec.model))
-    model.compile(optimizer=Adam(learningrate=spec.learning_rate),
-                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])  # fmt: skip
+    model.compile(
+        optimizer=Adam(learningrate=spec.learning_rate),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
     history: dict[str, list[float]] = {}
     started = time.perf_counter()
     trained_seconds = 0.0

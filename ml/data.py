@@ -14,15 +14,14 @@ import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-from pyspark.sql import SparkSession
-from pyspark.sql import functions as F
 
-from expectations.records import latest_passed, passed_with
 from expectations.snapshots import SnapshotError, resolve
+from topolake.core.errors import UsageError
 from topolake.core.settings import Settings
 from topolake.core.tables import (
     GOLD_HLF_FEATURES,
@@ -32,10 +31,13 @@ from topolake.core.tables import (
 )
 from topolake.core.vocabulary import HLF_FEATURES, PARTICLE_FEATURES
 
+if TYPE_CHECKING:  # Spark is imported where it is used: padding and batches need none of it
+    from pyspark.sql import SparkSession
+
 GOLD_TABLES = LAYER_TABLES["gold"]
 
 
-class SnapshotRefused(ValueError):
+class SnapshotRefused(UsageError):
     """The gold snapshot does not exist or has no passing validation."""
 
 
@@ -53,6 +55,8 @@ class GoldSnapshot:
 def pin_gold(spark: SparkSession, snapshot: str | None, skip_validation: bool) -> GoldSnapshot:
     """The gold snapshots to train on: `snapshot` (an id of one gold table, or a timestamp),
     or the newest one with a passing validation."""
+    from expectations.records import latest_passed, passed_with
+
     try:
         if snapshot is None:
             passed = latest_passed(spark, "gold")
@@ -128,23 +132,33 @@ def extract(spark: SparkSession, settings: Settings, gold: GoldSnapshot) -> Extr
 
 
 def _write_extract(spark: SparkSession, gold: GoldSnapshot, path: Path) -> None:
+    from pyspark.sql import functions as F
+
     def at(table: str):
         return spark.read.option("snapshot-id", gold.snapshots[table]).table(table)
 
     rows = (
         at(GOLD_TRAINING_SET)
         .select("source_file", "content_hash", "entry", "label", "split")
-        .join(at(GOLD_HLF_FEATURES).select("content_hash", "entry", *HLF_FEATURES),
-              ["content_hash", "entry"])
-        .join(at(GOLD_PARTICLE_SEQUENCES).select("content_hash", "entry", "particles"),
-              ["content_hash", "entry"])
+        .join(
+            at(GOLD_HLF_FEATURES).select("content_hash", "entry", *HLF_FEATURES),
+            ["content_hash", "entry"],
+        )
+        .join(
+            at(GOLD_PARTICLE_SEQUENCES).select("content_hash", "entry", "particles"),
+            ["content_hash", "entry"],
+        )
         .select(
-            "source_file", "content_hash", "entry", "label", "split",
+            "source_file",
+            "content_hash",
+            "entry",
+            "label",
+            "split",
             F.array(*[F.col(f).cast("float") for f in HLF_FEATURES]).alias("hlf"),
             "particles",
             F.xxhash64("content_hash", "entry", F.lit("shuffle")).alias("shuffle_key"),
         )
-    )  # fmt: skip
+    )
     staging = path.with_name(path.name + ".tmp")
     shutil.rmtree(staging, ignore_errors=True)
     (
@@ -190,8 +204,9 @@ def pad_particles(
     column = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
     counts = np.diff(column.offsets.to_numpy())
     flat = column.flatten()
-    values = np.column_stack([flat.field(f).to_numpy(zero_copy_only=False)
-                              for f in PARTICLE_FEATURES])  # fmt: skip
+    values = np.column_stack(
+        [flat.field(f).to_numpy(zero_copy_only=False) for f in PARTICLE_FEATURES]
+    )
     if scaling is not None:
         values = scaling.particles(values)
     events = len(counts)
@@ -220,9 +235,12 @@ def batches(
     """Scaled (inputs, labels) batches of this worker's share (every n-th event) of `files`,
     of the rows `where` (a mask over a record batch with `shuffle_key`) keeps."""
     rank, workers = shard
-    columns = ["label", *(["hlf"] if "hlf" in inputs else []),
-               *(["particles"] if "particles" in inputs else []),
-               *(["shuffle_key"] if where else [])]  # fmt: skip
+    columns = [
+        "label",
+        *(["hlf"] if "hlf" in inputs else []),
+        *(["particles"] if "particles" in inputs else []),
+        *(["shuffle_key"] if where else []),
+    ]
     seen = 0
     pending: list[pa.RecordBatch] = []
     pending_rows = 0

@@ -17,6 +17,7 @@ import numpy as np
 from ml.data import Extract, GoldSnapshot, batches, extract
 from ml.spec import INPUTS, TrainSpec
 from ml.tracking import EXPERIMENT, load_model, use_tracking
+from topolake.core.errors import UsageError
 from topolake.core.settings import Settings
 from topolake.core.vocabulary import CLASSES
 
@@ -30,7 +31,7 @@ REFERENCE = {
 }
 
 
-class EvaluationError(RuntimeError):
+class EvaluationError(UsageError):
     """The run cannot be evaluated; the message says why."""
 
 
@@ -71,8 +72,15 @@ def predict(model, spec: TrainSpec, data: Extract, split: str = "test", where=No
     keeps, see `ml.data.batches`)."""
     scores, labels = [], []
     inputs = INPUTS[spec.model]
-    for x, y in batches(data.files(split), 1024, spec.max_particles, data.scaling, inputs,
-                        padding=spec.architecture.padding, where=where):  # fmt: skip
+    for x, y in batches(
+        data.files(split),
+        1024,
+        spec.max_particles,
+        data.scaling,
+        inputs,
+        padding=spec.architecture.padding,
+        where=where,
+    ):
         scores.append(model.predict_on_batch(list(x) if len(x) > 1 else x[0]))
         labels.append(y)
     if not labels:
@@ -84,8 +92,11 @@ def metrics(scores: np.ndarray, labels: np.ndarray) -> tuple[float, dict, list[l
     from sklearn.metrics import confusion_matrix, roc_auc_score
 
     accuracy = float(np.mean(np.argmax(scores, axis=1) == labels))
-    auc = {name: float(roc_auc_score(labels == i, scores[:, i]))
-           for i, name in enumerate(CLASSES) if 0 < np.sum(labels == i) < len(labels)}  # fmt: skip
+    auc = {
+        name: float(roc_auc_score(labels == i, scores[:, i]))
+        for i, name in enumerate(CLASSES)
+        if 0 < np.sum(labels == i) < len(labels)
+    }
     confusion = confusion_matrix(labels, np.argmax(scores, axis=1), labels=range(len(CLASSES)))
     return accuracy, auc, confusion.tolist()
 
@@ -104,8 +115,11 @@ def plot(scores, labels, evaluation: Evaluation, history: dict, out: Path) -> di
     title = f"{evaluation.model} ({evaluation.engine}), {evaluation.events:,} test events"
     paths = {}
 
-    curves = {name: roc_curve(labels == i, scores[:, i])[:2]
-              for i, name in enumerate(CLASSES) if name in evaluation.auc}  # fmt: skip
+    curves = {
+        name: roc_curve(labels == i, scores[:, i])[:2]
+        for i, name in enumerate(CLASSES)
+        if name in evaluation.auc
+    }
     fig, ax = plt.subplots(figsize=(9, 8))
     for name, (fpr, tpr) in curves.items():
         ax.plot(fpr, tpr, label=f"{TITLES[name]} (AUC {evaluation.auc[name]:.4f})")
@@ -120,8 +134,13 @@ def plot(scores, labels, evaluation: Evaluation, history: dict, out: Path) -> di
             fpr, tpr = curves[name]
             ax.plot(fpr, tpr, label=f"{TITLES[name]} selector")
     ax.set_xscale("log")
-    ax.set(xlim=(1e-4, 1), ylim=(0, 1.02), xlabel="False-positive rate",
-           ylabel="Signal efficiency", title="Selectors, one class against the rest")  # fmt: skip
+    ax.set(
+        xlim=(1e-4, 1),
+        ylim=(0, 1.02),
+        xlabel="False-positive rate",
+        ylabel="Signal efficiency",
+        title="Selectors, one class against the rest",
+    )
     ax.legend(loc="lower right")
     paths["selectors"] = _save(fig, out / "selectors.png")
 
@@ -130,12 +149,25 @@ def plot(scores, labels, evaluation: Evaluation, history: dict, out: Path) -> di
     fig, ax = plt.subplots(figsize=(8, 7))
     ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
     for (i, j), share in np.ndenumerate(shares):
-        ax.text(j, i, f"{share:.3f}\n({int(confusion[i, j])})", ha="center", va="center",
-                color="white" if share > 0.5 else "black", fontsize=14)  # fmt: skip
+        ax.text(
+            j,
+            i,
+            f"{share:.3f}\n({int(confusion[i, j])})",
+            ha="center",
+            va="center",
+            color="white" if share > 0.5 else "black",
+            fontsize=14,
+        )
     ticks = [TITLES[c] for c in CLASSES]
-    ax.set(xticks=range(3), yticks=range(3), xticklabels=ticks, yticklabels=ticks,
-           xlabel="Predicted class", ylabel="True class",
-           title=f"Accuracy {evaluation.accuracy:.4f}")  # fmt: skip
+    ax.set(
+        xticks=range(3),
+        yticks=range(3),
+        xticklabels=ticks,
+        yticklabels=ticks,
+        xlabel="Predicted class",
+        ylabel="True class",
+        title=f"Accuracy {evaluation.accuracy:.4f}",
+    )
     paths["confusion"] = _save(fig, out / "confusion.png")
 
     if history.get("loss"):
@@ -162,13 +194,15 @@ def history_of(run_id: str) -> dict[str, list[float]]:
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient()
-    return {key: [m.value for m in sorted(client.get_metric_history(run_id, key),
-                                          key=lambda m: m.step)]
-            for key in ("loss", "val_loss", "accuracy", "val_accuracy")}  # fmt: skip
+    return {
+        key: [m.value for m in sorted(client.get_metric_history(run_id, key), key=lambda m: m.step)]
+        for key in ("loss", "val_loss", "accuracy", "val_accuracy")
+    }
 
 
-def evaluate_run(spark, settings: Settings, run_id: str | None = None,
-                 out: Path | None = None) -> Evaluation:  # fmt: skip
+def evaluate_run(
+    spark, settings: Settings, run_id: str | None = None, out: Path | None = None
+) -> Evaluation:
     """Evaluate a training run (default: the latest) on its test split; log the results."""
     import mlflow
 
@@ -182,15 +216,24 @@ def evaluate_run(spark, settings: Settings, run_id: str | None = None,
         raise EvaluationError(f"MLflow run {run_id} is not a training run.")
     model, scaling, saved = load_model(settings, run_id)
     spec = TrainSpec.from_dict(saved)
-    gold = GoldSnapshot(json.loads(run.data.tags["topolake.gold_snapshots"]),
-                        run.data.tags.get("topolake.validation_id") or None)  # fmt: skip
+    gold = GoldSnapshot(
+        json.loads(run.data.tags["topolake.gold_snapshots"]),
+        run.data.tags.get("topolake.validation_id") or None,
+    )
     data = extract(spark, settings, gold)
     if data.scaling != scaling:
         raise EvaluationError(f"the extract at {data.path} no longer matches run {run_id}.")
     scores, labels = predict(model, spec, data)
     accuracy, auc, confusion = metrics(scores, labels)
-    evaluation = Evaluation(run_id, spec.model, run.data.params.get("engine", "?"), len(labels),
-                            accuracy, auc, confusion)  # fmt: skip
+    evaluation = Evaluation(
+        run_id,
+        spec.model,
+        run.data.params.get("engine", "?"),
+        len(labels),
+        accuracy,
+        auc,
+        confusion,
+    )
     out = out or settings.home / "evaluations" / run_id
     evaluation.plots = plot(scores, labels, evaluation, history_of(run_id), out)
     (out / "evaluation.json").write_text(evaluation.to_json())
@@ -206,16 +249,26 @@ def comparison_rows(evaluations: list[Evaluation]) -> list[tuple[str, ...]]:
     rows = []
     for e in evaluations:
         reference = REFERENCE[e.model]
-        rows.append((
-            e.model, e.engine, f"{e.events:,}", f"{e.accuracy:.4f}",
-            *(f"{e.auc[c]:.4f}" if c in e.auc else "-" for c in CLASSES),
-            f"{reference['accuracy']:.4f}",
-            *(f"{reference['auc'][c]:.4f}" if c in reference["auc"] else "-" for c in CLASSES),
-        ))  # fmt: skip
+        rows.append(
+            (
+                e.model,
+                e.engine,
+                f"{e.events:,}",
+                f"{e.accuracy:.4f}",
+                *(f"{e.auc[c]:.4f}" if c in e.auc else "-" for c in CLASSES),
+                f"{reference['accuracy']:.4f}",
+                *(f"{reference['auc'][c]:.4f}" if c in reference["auc"] else "-" for c in CLASSES),
+            )
+        )
     return rows
 
 
 COMPARISON_COLUMNS = (
-    "model", "engine", "test events", "accuracy", *(f"AUC {c}" for c in CLASSES),
-    "reference accuracy", *(f"reference AUC {c}" for c in CLASSES),
-)  # fmt: skip
+    "model",
+    "engine",
+    "test events",
+    "accuracy",
+    *(f"AUC {c}" for c in CLASSES),
+    "reference accuracy",
+    *(f"reference AUC {c}" for c in CLASSES),
+)

@@ -26,7 +26,7 @@ class Architecture:
         return "post" if self.masked else "pre"
 
 
-def build(name: str, max_particles: int, arch: Architecture = Architecture(), seed: int = 0):
+def build_model(name: str, max_particles: int, arch: Architecture = Architecture(), seed: int = 0):
     """An uncompiled Keras model: 'hlf', 'particles' or 'inclusive'."""
     import tf_keras as keras
 

@@ -49,3 +49,9 @@ class TrainResult:
 
 class EngineError(TopolakeError):
     """Training could not run as asked; the message says why."""
+
+
+class TooManyWorkers(EngineError):
+    """More workers were asked for than the Spark master has task slots: a setting to change."""
+
+    exit_code = 2

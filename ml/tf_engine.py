@@ -20,8 +20,8 @@ import time
 import numpy as np
 
 from ml.data import Extract, Scaling, batches
-from ml.models import build, compile_model
-from ml.spec import INPUTS, EngineError, TrainResult, TrainSpec
+from ml.models import build_model, compile_model
+from ml.spec import INPUTS, EngineError, TooManyWorkers, TrainResult, TrainSpec
 
 
 def tf_dataset(files, spec: TrainSpec, scaling: Scaling, shard=(0, 1), repeat=True, where=None):
@@ -39,8 +39,16 @@ def tf_dataset(files, spec: TrainSpec, scaling: Scaling, shard=(0, 1), repeat=Tr
 
     def generate():
         while True:
-            yield from batches(files, spec.batch_size, spec.max_particles, scaling, inputs, shard,
-                               spec.architecture.padding, where)  # fmt: skip
+            yield from batches(
+                files,
+                spec.batch_size,
+                spec.max_particles,
+                scaling,
+                inputs,
+                shard,
+                spec.architecture.padding,
+                where,
+            )
             if not repeat:
                 return
 
@@ -91,8 +99,10 @@ def digest(weights: list[np.ndarray]) -> str:
 
 def train_single(spec: TrainSpec, extract: Extract, log=print) -> TrainResult:
     """One process, this machine's cores."""
-    model = compile_model(build(spec.model, spec.max_particles, spec.architecture, spec.seed),
-                          spec.learning_rate)  # fmt: skip
+    model = compile_model(
+        build_model(spec.model, spec.max_particles, spec.architecture, spec.seed),
+        spec.learning_rate,
+    )
     started = time.perf_counter()
     history, rate = _fit(model, spec, extract, (0, 1), log)
     return TrainResult(model.get_weights(), history, 1, True, time.perf_counter() - started, rate)
@@ -116,7 +126,7 @@ def _tensorflow_worker(spec: TrainSpec, extract: Extract, rank: int, tf_config: 
     strategy = tf.distribute.MultiWorkerMirroredStrategy()
     with strategy.scope():
         model = compile_model(
-            build(spec.model, spec.max_particles, spec.architecture, spec.seed),
+            build_model(spec.model, spec.max_particles, spec.architecture, spec.seed),
             spec.learning_rate,
         )
 
@@ -189,7 +199,7 @@ def check_workers(spark, workers: int) -> None:
     needs all its tasks at once)."""
     slots = spark.sparkContext.defaultParallelism
     if workers > slots:
-        raise EngineError(
+        raise TooManyWorkers(
             f"--workers {workers} exceeds the {slots} task slots of {spark.sparkContext.master}."
         )
 

@@ -7,24 +7,34 @@ import subprocess
 import tempfile
 import time
 from dataclasses import asdict
-from importlib.metadata import version
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from ml.data import Extract, Scaling
 from ml.spec import TrainResult, TrainSpec
-from topolake.core.settings import PROJECT_ROOT, Settings
+from topolake.core.project import source_root
+from topolake.core.settings import Settings
 
 EXPERIMENT = "topolake"
 PACKAGES = ("tensorflow", "tf-keras", "pyspark", "numpy", "pyarrow", "mlflow", "topolake")
 
 
 def git_revision() -> str:
+    """The code a run was trained with: git's HEAD in a source checkout. An installed wheel has
+    no repository (and the current directory may be some other one), so its version, e.g.
+    v0.1.0, stands in."""
+    root = source_root()
+    if root is not None:
+        try:
+            return subprocess.run(
+                ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
+                check=True,
+            ).stdout.strip()  # fmt: skip
+        except (OSError, subprocess.CalledProcessError):
+            pass  # a checkout without git (an unpacked sdist): the version says what it is
     try:
-        return subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True,
-            check=True,
-        ).stdout.strip()  # fmt: skip
-    except (OSError, subprocess.CalledProcessError):
+        return f"v{version('topolake')}"
+    except PackageNotFoundError:
         return "unknown"
 
 

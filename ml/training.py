@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ml.data import Extract
-from ml.models import build
+from ml.models import build_model
 from ml.spec import EngineError, TrainResult, TrainSpec
 from ml.tf_engine import train_distributed, train_single
 from ml.tracking import log_training
@@ -45,7 +45,7 @@ def train_and_track(
         raise EngineError(f"unknown engine {engine!r}: choose one of {', '.join(ENGINES)}.")
     if not result.identical_weights:
         raise EngineError("the workers ended with different weights: training did not synchronise.")
-    trained = build(spec.model, spec.max_particles, spec.architecture, spec.seed)
+    trained = build_model(spec.model, spec.max_particles, spec.architecture, spec.seed)
     trained.set_weights(result.weights)
     run_id = log_training(settings, spec, engine, workers, data, result, trained)
     return TrainedRun(run_id, spec, result)

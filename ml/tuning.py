@@ -26,6 +26,7 @@ import numpy as np
 from ml.data import Extract
 from ml.models import Architecture
 from ml.spec import TrainSpec
+from topolake.core.errors import UsageError
 from topolake.core.settings import Settings
 from topolake.core.tables import ML_TUNING_RESULTS
 from topolake.core.vocabulary import MODELS
@@ -38,7 +39,7 @@ VALIDATION_SHARE = 5  # every 5th training event (by shuffle key) is held out fo
 QUOTA = 1000
 
 
-class GridError(ValueError):
+class GridError(UsageError):
     """The grid file is unusable; the message names the file and the problem."""
 
 
@@ -118,7 +119,7 @@ def train_point(spec: TrainSpec, data: Extract, fraction: float) -> dict:
 
     import ml  # noqa: F401  (Keras 2 before TensorFlow loads)
     from ml.evaluate import predict
-    from ml.models import build, compile_model
+    from ml.models import build_model, compile_model
     from ml.tf_engine import tf_dataset
 
     try:  # one core per task: the points run side by side
@@ -130,8 +131,10 @@ def train_point(spec: TrainSpec, data: Extract, fraction: float) -> dict:
     train_rows, validation_rows = tuning_rows("train", fraction), tuning_rows("validation", 1)
     events = sum(int(mask.sum()) for mask in _masks(files, train_rows))
     started = time.perf_counter()
-    model = compile_model(build(spec.model, spec.max_particles, spec.architecture, spec.seed),
-                          spec.learning_rate)  # fmt: skip
+    model = compile_model(
+        build_model(spec.model, spec.max_particles, spec.architecture, spec.seed),
+        spec.learning_rate,
+    )
     history = model.fit(
         tf_dataset(files, spec, data.scaling, where=train_rows),
         epochs=spec.epochs,
@@ -205,14 +208,30 @@ def done_points(spark, keys: list[str]) -> set[str]:
 
 def _record(spark, lock: threading.Lock, grid: Grid, seed: int, data: Extract, r: PointResult):
     spec = point_spec(grid.model, r.params, seed)
-    row = [(
-        r.point_key, grid.model, json.dumps(r.params, sort_keys=True), spec.batch_size,
-        spec.epochs, spec.learning_rate, "-".join(map(str, spec.architecture.hidden)),
-        grid.fraction, seed, r.scores["train_events"], r.scores["validation_events"],
-        r.scores["loss"], r.scores["val_loss"], r.scores["val_accuracy"], r.scores["val_auc"],
-        r.scores["seconds"], json.dumps(data.gold.snapshots), data.gold.validation_id or "",
-        r.run_id or "", datetime.now(UTC).replace(tzinfo=None),
-    )]  # fmt: skip
+    row = [
+        (
+            r.point_key,
+            grid.model,
+            json.dumps(r.params, sort_keys=True),
+            spec.batch_size,
+            spec.epochs,
+            spec.learning_rate,
+            "-".join(map(str, spec.architecture.hidden)),
+            grid.fraction,
+            seed,
+            r.scores["train_events"],
+            r.scores["validation_events"],
+            r.scores["loss"],
+            r.scores["val_loss"],
+            r.scores["val_accuracy"],
+            r.scores["val_auc"],
+            r.scores["seconds"],
+            json.dumps(data.gold.snapshots),
+            data.gold.validation_id or "",
+            r.run_id or "",
+            datetime.now(UTC).replace(tzinfo=None),
+        )
+    ]
     with lock:  # one commit at a time; MERGE keeps a point once even if recorded twice
         frame = spark.createDataFrame(row, spark.table(ML_TUNING_RESULTS).schema)
         view = f"tuning_point_{r.point_key}"
@@ -286,8 +305,11 @@ def tune(
                 continue
             trained.append(result)
             s = result.scores
-            on_point(result, f"point {point}: val AUC {s['val_auc']:.4f}, val loss "
-                             f"{s['val_loss']:.4f}, {s['seconds']:.0f} s")  # fmt: skip
+            on_point(
+                result,
+                f"point {point}: val AUC {s['val_auc']:.4f}, val loss "
+                f"{s['val_loss']:.4f}, {s['seconds']:.0f} s",
+            )
     if parent is not None:
         from ml.tracking import end_tuning
 
@@ -297,9 +319,18 @@ def tune(
 
 def train_arguments(best: dict) -> list[str]:
     """The `topolake train` options of a results-table row."""
-    return ["--model", best["model"], "--batch-size", str(best["batch_size"]),
-            "--epochs", str(best["epochs"]), "--learning-rate", str(best["learning_rate"]),
-            "--hidden", best["hidden"].replace("-", ",")]  # fmt: skip
+    return [
+        "--model",
+        best["model"],
+        "--batch-size",
+        str(best["batch_size"]),
+        "--epochs",
+        str(best["epochs"]),
+        "--learning-rate",
+        str(best["learning_rate"]),
+        "--hidden",
+        best["hidden"].replace("-", ","),
+    ]
 
 
 def spec_of(best: dict, seed: int = 0) -> TrainSpec:

@@ -33,6 +33,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pyspark.sql import SparkSession
 
+from topolake.core.errors import UsageError
 from topolake.core.tables import LAYER_TABLES, qualify
 
 #: commit metadata keys of a published version
@@ -53,7 +54,7 @@ REMOVING_SUMMARY_KEYS = (
 PAUSE_BEFORE_COMMIT = "TOPOLAKE_PUBLISH_PAUSE_BEFORE_COMMIT"
 
 
-class PublishError(RuntimeError):
+class PublishError(UsageError):
     """The target cannot take this publish; the message is one sentence naming it."""
 
 
@@ -286,9 +287,13 @@ def _publish_locked(spark: SparkSession, table: str, path: str, snapshot: str | 
     try:
         if existing is None:
             create_table_with_add_actions(
-                path, Schema.from_arrow(schema), actions, mode="error",
-                name=table, commit_properties=properties,
-            )  # fmt: skip
+                path,
+                Schema.from_arrow(schema),
+                actions,
+                mode="error",
+                name=table,
+                commit_properties=properties,
+            )
         else:
             existing.create_write_transaction(actions, mode, schema, commit_properties=properties)
     except SchemaMismatchError as err:

@@ -17,13 +17,14 @@ import awkward as ak
 import numpy as np
 
 from simulation.generator import SAMPLES, LeptonFilter, make_pythia, particles_of, passes_filter
+from topolake.core.errors import UsageError
 
 #: Events generated per Pythia batch; the detector model runs once per batch of accepted ones.
 BATCH = 200
 SAMPLE_KEYS = {name: i for i, name in enumerate(SAMPLES)}
 
 
-class SimulationArgumentError(ValueError):
+class SimulationArgumentError(UsageError):
     """Bad simulate arguments; nothing was generated."""
 
 
@@ -95,7 +96,7 @@ def plan(
     ]
 
 
-def generate(task: Task, report: Callable[[int], None] | None = None) -> TaskResult:
+def generate(task: Task, on_events: Callable[[int], None] | None = None) -> TaskResult:
     """Generate, filter, reconstruct and write one file; skip it if it already exists."""
     from simulation.detector import reconstruct
     from simulation.generator import ChargeTable
@@ -128,8 +129,8 @@ def generate(task: Task, report: Callable[[int], None] | None = None) -> TaskRes
         timings["detector"] += time.perf_counter() - started
         generated += BATCH
         accepted += int(keep.sum())
-        if report:
-            report(int(keep.sum()))
+        if on_events:
+            on_events(int(keep.sum()))
 
     started = time.perf_counter()
     collections = {name: ak.concatenate([p[name] for p in pieces]) for name in pieces[0]}
@@ -148,7 +149,7 @@ def generate(task: Task, report: Callable[[int], None] | None = None) -> TaskRes
 
 
 def _generate_in_pool(task: Task, queue) -> TaskResult:
-    return generate(task, report=queue.put if queue is not None else None)
+    return generate(task, on_events=queue.put if queue is not None else None)
 
 
 def generate_locally(

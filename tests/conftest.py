@@ -6,7 +6,6 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -14,8 +13,7 @@ from pathlib import Path
 
 import pytest
 
-SHARED_DELPHES = (Path(__file__).resolve().parents[2] / "shared" / "data" / "delphes").resolve()
-TEST_MASTER = "local[2]"
+from tests.helpers import SHARED_DELPHES, TEST_MASTER, drop_all_tables, free_port, run_topolake
 
 
 @pytest.fixture(scope="session")
@@ -44,43 +42,12 @@ def spark(topolake_home: Path):
     session.stop()
 
 
-def drop_all_tables(spark) -> None:
-    for namespace in ("bronze", "silver", "gold", "quality", "ml"):
-        try:
-            tables = spark.sql(f"SHOW TABLES IN lake.{namespace}").collect()
-        except Exception:
-            continue
-        for table in tables:
-            spark.sql(f"DROP TABLE IF EXISTS lake.{namespace}.{table.tableName} PURGE")
-
-
 @pytest.fixture
 def lake(spark):
     """The Spark session on an empty lakehouse; its tables are dropped after the test."""
     drop_all_tables(spark)
     yield spark
     drop_all_tables(spark)
-
-
-TOPOLAKE = str(Path(sys.executable).with_name("topolake"))
-
-
-def run_topolake(
-    *args: str, cwd: Path, home: Path | None = None, timeout: int = 600
-) -> subprocess.CompletedProcess:
-    """The real `topolake` command in its own process, as a user runs it."""
-    env = {**os.environ, "SPARK_MASTER": TEST_MASTER}
-    if home is not None:
-        env["TOPOLAKE_HOME"] = str(home)
-    return subprocess.run(
-        [TOPOLAKE, *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=timeout
-    )
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="session")
@@ -97,7 +64,7 @@ def xrootd_server() -> Iterator[tuple[str, Path]]:
     export, admin, run = base / "export", base / "admin", base / "run"
     for directory in (export, admin, run):
         directory.mkdir()
-    port = _free_port()
+    port = free_port()
     config = base / "xrootd.cfg"
     config.write_text(
         f"xrd.port {port}\nall.export {export}\nall.adminpath {admin}\n"
@@ -139,8 +106,12 @@ def validated_gold(spark, topolake_home, shared_delphes, tmp_path_factory):
         generate_locally(plan(sample, events, work, seed=21, files=1), 1, lambda n: None)
 
     def build() -> subprocess.CompletedProcess:
-        ingest(spark, [str(work / "ttbar"), str(shared_delphes / "cms_card_10_events.root")],
-               sample="ttbar", label=1)  # fmt: skip
+        ingest(
+            spark,
+            [str(work / "ttbar"), str(shared_delphes / "cms_card_10_events.root")],
+            sample="ttbar",
+            label=1,
+        )
         ingest(spark, [str(work / "wjets")], sample="wjets", label=2)
         ingest(spark, [str(work / "qcd")], sample="qcd", label=0)
         return run_topolake("build", home=topolake_home, cwd=work)

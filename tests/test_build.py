@@ -11,8 +11,9 @@ import pytest
 
 from ingestion.bronze import ingest
 from simulation.tasks import generate_locally, plan
-from topolake.app.dbt_runner import dbt_environment, run_dbt
-from topolake.core.settings import PROJECT_ROOT, load_settings
+from topolake.app.dbt_runner import dbt_environment, invoke_dbt
+from topolake.core.project import dbt_project_dir
+from topolake.core.settings import load_settings
 
 pytestmark = pytest.mark.slow
 
@@ -53,12 +54,12 @@ def test_builds_add_only_new_events_and_a_repeated_build_changes_nothing(
 ):
     settings = load_settings(home=topolake_home)
     first = ingest(lake, [str(two_files[0])], sample="ttbar", label=1)
-    run_dbt(settings, "build")
+    invoke_dbt(settings, "build")
     before = snapshots(lake)
     old_rows = rows(lake, "gold.hlf_features")
     assert {r[-1] for r in old_rows} == {first.ingest_id}
 
-    run_dbt(settings, "build")
+    invoke_dbt(settings, "build")
     assert snapshots(lake) == before, "a build with nothing new committed a snapshot"
 
     second = ingest(lake, [str(two_files[1])], sample="ttbar", label=1)
@@ -70,7 +71,7 @@ def test_builds_add_only_new_events_and_a_repeated_build_changes_nothing(
     }
     bare = subprocess.run(
         [str(Path(sys.executable).with_name("dbt")), "build"],
-        cwd=PROJECT_ROOT,
+        cwd=dbt_project_dir(),
         env=env,
         capture_output=True,
         text=True,
@@ -92,15 +93,17 @@ def test_builds_add_only_new_events_and_a_repeated_build_changes_nothing(
     assert len(new_rows) == selected
     assert lake.table("lake.silver.lepton_selection").count() == 120
 
-    run_dbt(settings, "build", "--full-refresh")
+    invoke_dbt(settings, "build", "--full-refresh")
     assert rows(lake, "gold.hlf_features") == new_rows
 
 
 def test_docs_generate_writes_the_catalog(lake, topolake_home, two_files):
     settings = load_settings(home=topolake_home)
     ingest(lake, [str(two_files[0])], sample="ttbar", label=1)
-    run_dbt(settings, "build", "--select", "lepton_selection", "--indirect-selection", "cautious")
-    run_dbt(settings, "docs", "generate")
+    invoke_dbt(
+        settings, "build", "--select", "lepton_selection", "--indirect-selection", "cautious"
+    )
+    invoke_dbt(settings, "docs", "generate")
     target = settings.home / "dbt" / "target"
     assert (target / "index.html").is_file()
     assert "lepton_selection" in (target / "catalog.json").read_text()

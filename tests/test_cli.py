@@ -14,7 +14,7 @@ import pytest
 from ingestion.bronze import ingest
 from simulation.synthetic import synthetic_events
 from simulation.writer import write_delphes
-from tests.conftest import TEST_MASTER, TOPOLAKE, run_topolake
+from tests.helpers import TEST_MASTER, TOPOLAKE, run_topolake
 from topolake.core.tables import BRONZE_EVENTS
 
 pytestmark = pytest.mark.slow
@@ -118,3 +118,21 @@ def test_an_ingest_killed_mid_write_leaves_the_last_snapshot_and_a_rerun_lands_o
         f"SELECT count(*) n, count(DISTINCT source_file, entry) d FROM {BRONZE_EVENTS}"
     ).first()
     assert (counts.n, counts.d) == (40_100, 40_100)
+
+
+def test_exports_write_every_row_and_a_capped_table_view_says_so(spark):
+    from typer.testing import CliRunner
+
+    from topolake.app.cli import app
+
+    runner = CliRunner()
+    query = "SELECT id FROM range(1500)"
+    exported = runner.invoke(app, ["sql", query, "--format", "csv"])
+    assert exported.exit_code == 0, exported.output
+    assert exported.stdout.splitlines() == ["id", *map(str, range(1500))]
+    limited = runner.invoke(app, ["sql", query, "--format", "json", "--limit", "5"])
+    assert [json.loads(line)["id"] for line in limited.stdout.splitlines()] == [0, 1, 2, 3, 4]
+    viewed = runner.invoke(app, ["sql", query])
+    assert viewed.exit_code == 0
+    assert "showing 1,000 of 1,500 rows" in viewed.stderr
+    assert "│ 999 │" in viewed.stdout and "│ 1000 │" not in viewed.stdout

@@ -23,8 +23,8 @@ from ingestion.delphes import survey_file
 from simulation.synthetic import synthetic_events
 from simulation.tasks import generate_locally, plan
 from simulation.writer import write_delphes
-from tests.conftest import TEST_MASTER, TOPOLAKE
-from topolake.app.dbt_runner import built_before_content_identity, run_dbt
+from tests.helpers import TEST_MASTER, TOPOLAKE
+from topolake.app.dbt_runner import built_before_content_identity, invoke_dbt
 from topolake.core.layout import COLLECTIONS, required_fields
 from topolake.core.settings import load_settings
 from topolake.core.tables import (
@@ -58,7 +58,7 @@ def with_required_fields_only(source: Path, destination: Path) -> Path:
 
 
 def build_hlf(topolake_home: Path) -> None:
-    run_dbt(load_settings(home=topolake_home), "run", "--select", "+hlf_features")
+    invoke_dbt(load_settings(home=topolake_home), "run", "--select", "+hlf_features")
 
 
 def splits(spark) -> dict[tuple[str, int], str]:
@@ -88,7 +88,7 @@ def test_a_file_without_optional_fields_lands_nulls_and_builds_the_same_features
     }
 
     build_hlf(topolake_home)
-    run_dbt(load_settings(home=topolake_home), "run", "--select", "particle_sequences")
+    invoke_dbt(load_settings(home=topolake_home), "run", "--select", "particle_sequences")
     by_file = {}
     for table, columns in (
         (GOLD_HLF_FEATURES, HLF_FEATURES),
@@ -129,8 +129,12 @@ def test_a_commit_is_refused_when_another_writer_landed_the_same_file_after_its_
     lake, tmp_path
 ):
     path = write_delphes(tmp_path / "raced.root", synthetic_events(30, seed=40))
-    ingest(lake, [str(write_delphes(tmp_path / "x.root", synthetic_events(5, seed=41)))],
-           sample="ttbar", label=1)  # fmt: skip
+    ingest(
+        lake,
+        [str(write_delphes(tmp_path / "x.root", synthetic_events(5, seed=41)))],
+        sample="ttbar",
+        label=1,
+    )
     survey = survey_file(str(path))
     base = head_snapshot(lake, BRONZE_EVENTS)  # what this writer checked: the file is not landed
 
@@ -138,8 +142,9 @@ def test_a_commit_is_refused_when_another_writer_landed_the_same_file_after_its_
 
     frame = events_frame(lake, [survey], "ttbar", 1, "late-writer")
     with pytest.raises(CommitConflict, match="conflicting files"):
-        commit_validated(frame, BRONZE_EVENTS, F.col("content_hash").isin([survey.content_hash]),
-                          base)  # fmt: skip
+        commit_validated(
+            frame, BRONZE_EVENTS, F.col("content_hash").isin([survey.content_hash]), base
+        )
     counts = lake.sql(
         f"SELECT count(*) n, count(DISTINCT content_hash, entry) d FROM {BRONZE_EVENTS}"
     ).first()
@@ -153,18 +158,33 @@ def test_a_commit_is_refused_when_another_writer_landed_the_same_file_after_its_
 
 def start_ingest(paths: list[Path], home: Path, cwd: Path) -> subprocess.Popen:
     return subprocess.Popen(
-        [TOPOLAKE, "--master", TEST_MASTER, "--home", str(home), "ingest", *map(str, paths),
-         "--sample", "ttbar", "--label", "1"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=cwd,
-    )  # fmt: skip
+        [
+            TOPOLAKE,
+            "--master",
+            TEST_MASTER,
+            "--home",
+            str(home),
+            "ingest",
+            *map(str, paths),
+            "--sample",
+            "ttbar",
+            "--label",
+            "1",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=cwd,
+    )
 
 
 def test_two_processes_ingesting_at_once_land_a_shared_file_once_and_their_own_files_too(
     lake, topolake_home, tmp_path
 ):
     same = write_delphes(tmp_path / "same.root", synthetic_events(2_000, seed=43))
-    own = [write_delphes(tmp_path / f"own{i}.root", synthetic_events(300, seed=44 + i))
-           for i in (0, 1)]  # fmt: skip
+    own = [
+        write_delphes(tmp_path / f"own{i}.root", synthetic_events(300, seed=44 + i)) for i in (0, 1)
+    ]
     processes = [start_ingest([same, mine], topolake_home, tmp_path) for mine in own]
     outputs = [p.communicate(timeout=600)[0] for p in processes]
     assert [p.returncode for p in processes] == [0, 0], outputs

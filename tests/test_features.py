@@ -11,9 +11,9 @@ import pytest
 from ingestion.bronze import ingest
 from simulation.tasks import generate_locally, plan
 from simulation.writer import write_delphes
-from tests.conftest import drop_all_tables
+from tests.helpers import drop_all_tables
 from tests.physics_reference import event_features, read_events
-from topolake.app.dbt_runner import run_dbt
+from topolake.app.dbt_runner import invoke_dbt
 from topolake.core.layout import COLLECTIONS
 from topolake.core.settings import load_settings
 
@@ -175,7 +175,7 @@ def gold(spark, topolake_home, shared_delphes, tmp_path_factory):
     )
     ingest(spark, [str(simulated / "wjets")], sample="wjets", label=2)
     ingest(spark, [str(simulated / "qcd")], sample="qcd", label=0)
-    run_dbt(load_settings(home=topolake_home), "build")
+    invoke_dbt(load_settings(home=topolake_home), "build")
     hlf = {(r.source_file, r.entry): r for r in spark.table("lake.gold.hlf_features").collect()}
     sequences = {
         (r.source_file, r.entry): r for r in spark.table("lake.gold.particle_sequences").collect()

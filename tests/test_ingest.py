@@ -234,11 +234,10 @@ def test_an_rntuple_lands_the_same_rows_as_a_ttree_of_the_same_events(lake, tmp_
     report = ingest(lake, [str(ttree), str(rntuple)], sample="ttbar", label=1)
     assert (report.events, report.rejected) == (120, [])
     compared = ", ".join(["entry", *COLLECTIONS])
+    query = f"SELECT {compared} FROM {BRONZE_EVENTS} WHERE source_file = '{{}}' ORDER BY entry"
     rows = {
-        path: [tuple(r) for r in lake.sql(
-            f"SELECT {compared} FROM {BRONZE_EVENTS} WHERE source_file = '{path}' ORDER BY entry"
-        ).collect()]
+        path: [tuple(r) for r in lake.sql(query.format(path)).collect()]
         for path in (ttree, rntuple)
-    }  # fmt: skip
+    }
     assert len(rows[ttree]) == 60
     assert rows[ttree] == rows[rntuple]

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from ingestion.bronze import ingest
 from simulation.synthetic import synthetic_events
 from simulation.writer import TREE_NAME, write_delphes
-from tests.conftest import drop_all_tables
+from tests.helpers import drop_all_tables
 from topolake.core.layout import COLLECTIONS, OPTIONAL_FIELDS
 from topolake.core.tables import BRONZE_EVENTS, BRONZE_INGESTED_FILES, BRONZE_REJECTED_FILES
 
@@ -79,8 +79,9 @@ def _flat(events: dict[str, ak.Array], collection: str, field: str) -> np.ndarra
     return ak.to_numpy(ak.flatten(events[collection][field])).copy()
 
 
-def make_case(directory: Path, index: int, mutation: str, rntuple: bool, seed: int,
-              n_events: int) -> Case:  # fmt: skip
+def make_case(
+    directory: Path, index: int, mutation: str, rntuple: bool, seed: int, n_events: int
+) -> Case:
     """Write one file: valid events from `seed`, then `mutation` applied."""
     rng = np.random.default_rng(seed)
     events = synthetic_events(n_events, seed)
@@ -196,8 +197,9 @@ def cases(draw, mutation: str | None = None):
 
 
 def _same(landed: list, expected: np.ndarray) -> bool:
-    return np.array_equal(np.asarray(landed, dtype=np.float64), expected.astype(np.float64),
-                          equal_nan=True)  # fmt: skip
+    return np.array_equal(
+        np.asarray(landed, dtype=np.float64), expected.astype(np.float64), equal_nan=True
+    )
 
 
 def check_landed(spark, case: Case, rows: list) -> None:

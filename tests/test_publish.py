@@ -28,8 +28,8 @@ from publish.delta import (
     target_path,
 )
 from simulation.tasks import generate_locally, plan
-from tests.conftest import TEST_MASTER, TOPOLAKE, run_topolake
-from topolake.app import cli
+from tests.helpers import TEST_MASTER, TOPOLAKE, run_topolake
+from topolake.app.pipeline import build_lakehouse
 from topolake.core.settings import load_settings
 from topolake.core.tables import (
     BRONZE_EVENTS,
@@ -102,8 +102,11 @@ def test_a_killed_publish_leaves_the_previous_version_and_the_next_completes_it(
     other = Path(target_path(str(root), GOLD_PARTICLE_SEQUENCES))
     process = subprocess.Popen(
         [TOPOLAKE, "--master", TEST_MASTER, "publish", GOLD_PARTICLE_SEQUENCES, "--to", str(root)],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     deadline = time.monotonic() + 300
     while not list(other.glob("*/*.parquet")) and time.monotonic() < deadline:
         time.sleep(0.5)
@@ -125,8 +128,9 @@ def test_bad_targets_get_one_sentence_and_nothing_is_written(spark, gold, topola
     not_delta = Path(target_path(str(root), GOLD_HLF_FEATURES))
     not_delta.mkdir(parents=True)
     (not_delta / "notes.txt").write_text("someone else's files\n")
-    result = run_topolake("publish", GOLD_HLF_FEATURES, "--to", str(root), cwd=tmp_path,
-                          home=topolake_home)  # fmt: skip
+    result = run_topolake(
+        "publish", GOLD_HLF_FEATURES, "--to", str(root), cwd=tmp_path, home=topolake_home
+    )
     assert result.returncode == 2
     assert f"{not_delta} exists and is not a Delta table" in result.stderr
     assert sorted(p.name for p in not_delta.iterdir()) == ["notes.txt"]
@@ -148,14 +152,16 @@ def test_publishing_after_a_second_ingest_and_build_adds_only_the_new_events_onc
     (task,) = plan("ttbar", 30, tmp_path / "more", seed=78, files=1)
     generate_locally([task], 1, lambda n: None)
     ingest(spark, [task.path], sample="ttbar", label=1)
-    cli.State.settings = load_settings(home=topolake_home)
-    cli.build_layers(spark)  # dbt's MERGE of only new keys rewrites no file, then the gates
+    # dbt's MERGE of only new keys rewrites no file, then the gates
+    build_lakehouse(spark, load_settings(home=topolake_home))
 
     with ThreadPoolExecutor(2) as pool:  # two publishers at once take turns
         both = list(pool.map(lambda _: publish(spark, tables, root), range(2)))
     assert sorted(r.mode for results in both for r in results) == ["append"] * 2 + ["unchanged"] * 2
-    second = [next(r for results in both for r in results if r.table == t and r.mode != "unchanged")
-              for t in tables]  # fmt: skip
+    second = [
+        next(r for results in both for r in results if r.table == t and r.mode != "unchanged")
+        for t in tables
+    ]
     assert [(r.mode, r.version) for r in first] == [("overwrite", 0)] * 2
     assert [(r.mode, r.version) for r in second] == [("append", 1)] * 2
     assert second[0].rows == 30

@@ -8,14 +8,13 @@ from pathlib import Path
 import awkward as ak
 import numpy as np
 import pytest
-import typer
 import uproot
 
 from ingestion.bronze import ingest
 from simulation.synthetic import synthetic_events
 from simulation.tasks import generate_locally, plan
 from simulation.writer import write_delphes
-from topolake.app import cli
+from topolake.app.pipeline import QualityGateFailed, build_lakehouse
 from topolake.core.layout import COLLECTIONS
 from topolake.core.settings import load_settings
 from topolake.core.tables import GOLD_HLF_FEATURES, QUALITY_VALIDATIONS
@@ -75,8 +74,7 @@ def other_producer(tmp_path_factory) -> Path:
 
 
 def build(topolake_home: Path, spark) -> None:
-    cli.State.settings = load_settings(home=topolake_home)
-    cli.build_layers(spark)
+    build_lakehouse(spark, load_settings(home=topolake_home))
 
 
 def test_a_producer_that_breaks_an_assumption_builds_with_warnings_shown_and_recorded(
@@ -114,7 +112,7 @@ def test_an_invariant_broken_in_bronze_stops_the_build_before_silver(
     report = ingest(lake, [str(write_delphes(tmp_path / "nan.root", events))], "ttbar", 1)
     assert report.events == 30  # it lands: the gate, not the reader, judges physics
 
-    with pytest.raises(typer.Exit) as stop:
+    with pytest.raises(QualityGateFailed) as stop:
         build(topolake_home, lake)
     assert stop.value.exit_code == 1
     output = capsys.readouterr().err

@@ -17,7 +17,7 @@ from ingestion.bronze import ingest
 from ingestion.delphes import survey_file
 from simulation.plots import summaries
 from simulation.tasks import generate, generate_locally, plan
-from tests.conftest import TOPOLAKE, run_topolake
+from tests.helpers import TOPOLAKE, run_topolake
 from topolake.core.tables import BRONZE_EVENTS
 
 pytestmark = pytest.mark.slow

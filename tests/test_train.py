@@ -12,11 +12,11 @@ import pytest
 import ml  # noqa: F401  (Keras 2 before TensorFlow loads)
 from expectations.snapshots import current_snapshot
 from ml.data import extract, pin_gold
-from ml.models import build
+from ml.models import build_model
 from ml.spec import INPUTS, TrainSpec
 from ml.tf_engine import train_distributed, train_single
 from ml.tracking import load_model, log_training
-from tests.conftest import run_topolake
+from tests.helpers import run_topolake
 from topolake.core.settings import load_settings
 
 pytestmark = pytest.mark.slow
@@ -47,8 +47,16 @@ def test_the_extract_pads_after_the_real_particles_and_scales_on_the_training_sp
     assert hlf.min() >= 0 and hlf.max() <= 1
     assert set(np.unique(labels)) <= {0, 1, 2}
 
-    (front,), _ = next(batches(gold_extract.files("train"), 64, 801, gold_extract.scaling,
-                               ("particles",), padding="pre"))  # fmt: skip
+    (front,), _ = next(
+        batches(
+            gold_extract.files("train"),
+            64,
+            801,
+            gold_extract.scaling,
+            ("particles",),
+            padding="pre",
+        )
+    )
     real_front = np.any(front != 0, axis=2)
     np.testing.assert_array_equal(real_front.sum(axis=1), real.sum(axis=1))
     assert all(np.all(row[len(row) - row.sum() :]) for row in real_front)
@@ -80,18 +88,28 @@ def test_a_bigdl_model_and_its_tf_keras_twin_compute_the_same_scores(spark, gold
 
     start_bigdl(spark)
     spec = bigdl_spec(TrainSpec(model, **SMALL))
-    twin = build(model, spec.max_particles, spec.architecture, seed=7)
+    twin = build_model(model, spec.max_particles, spec.architecture, seed=7)
     bigdl_model = build_bigdl(model, spec.max_particles, spec)
     bigdl_model.set_weights(keras_to_bigdl(twin.get_weights(), model))
-    for ours, back in zip(twin.get_weights(), bigdl_to_keras(bigdl_model.get_weights(), model),
-                          strict=True):  # fmt: skip
+    for ours, back in zip(
+        twin.get_weights(), bigdl_to_keras(bigdl_model.get_weights(), model), strict=True
+    ):
         np.testing.assert_array_equal(ours, back)
-    x, _ = next(batches(gold_extract.files("test"), 32, spec.max_particles,
-                        gold_extract.scaling, INPUTS[model], padding="pre"))  # fmt: skip
+    x, _ = next(
+        batches(
+            gold_extract.files("test"),
+            32,
+            spec.max_particles,
+            gold_extract.scaling,
+            INPUTS[model],
+            padding="pre",
+        )
+    )
     x = list(x) if len(x) > 1 else x[0]
     expected = twin.predict(x, verbose=0)
-    np.testing.assert_allclose(np.asarray(bigdl_model.predict(x, distributed=False)), expected,
-                               atol=1e-5)  # fmt: skip
+    np.testing.assert_allclose(
+        np.asarray(bigdl_model.predict(x, distributed=False)), expected, atol=1e-5
+    )
 
 
 @pytest.mark.parametrize("model", ["hlf", "inclusive"])
@@ -109,8 +127,19 @@ def test_bigdl_trains_distributed_over_every_executor_core(spark, gold_extract, 
 def test_a_bigdl_run_is_tracked_and_evaluated_like_a_tf_run(topolake_home, validated_gold):
     current, work = validated_gold
     assert current().returncode == 0
-    trained = run_topolake("train", "--model", "hlf", "--engine", "bigdl", "--workers", "2",
-                           "--epochs", "2", home=topolake_home, cwd=work)  # fmt: skip
+    trained = run_topolake(
+        "train",
+        "--model",
+        "hlf",
+        "--engine",
+        "bigdl",
+        "--workers",
+        "2",
+        "--epochs",
+        "2",
+        home=topolake_home,
+        cwd=work,
+    )
     assert trained.returncode == 0, trained.stderr[-2000:]
     assert "epoch 2/2" in trained.stderr and "(2 replicas in sync)" in trained.stderr
     evaluated = run_topolake("evaluate", home=topolake_home, cwd=work)
@@ -120,8 +149,9 @@ def test_a_bigdl_run_is_tracked_and_evaluated_like_a_tf_run(topolake_home, valid
     import mlflow
 
     mlflow.set_tracking_uri(load_settings(home=topolake_home).tracking_uri)
-    (run,) = mlflow.search_runs(experiment_names=["topolake"], output_format="list",
-                                filter_string="params.engine = 'bigdl'")  # fmt: skip
+    (run,) = mlflow.search_runs(
+        experiment_names=["topolake"], output_format="list", filter_string="params.engine = 'bigdl'"
+    )
     assert {f"test_auc_{c}" for c in ("qcd", "ttbar", "wjets")} <= set(run.data.metrics)
     artifacts = {
         a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id, "evaluation")
@@ -144,15 +174,16 @@ def test_a_model_reloaded_from_mlflow_predicts_the_same(topolake_home, gold_extr
     settings = load_settings(home=topolake_home)
     spec = TrainSpec("inclusive", **SMALL)
     result = train_single(spec, gold_extract, log=lambda line: None)
-    model = build(spec.model, spec.max_particles)
+    model = build_model(spec.model, spec.max_particles)
     model.set_weights(result.weights)
     run_id = log_training(settings, spec, "tf", 1, gold_extract, result, model)
 
     reloaded, scaling, saved_spec = load_model(settings, run_id)
     assert scaling == gold_extract.scaling and saved_spec["model"] == "inclusive"
     x, _ = next(batches(gold_extract.files("test"), 16, 64, scaling, INPUTS["inclusive"]))
-    np.testing.assert_array_equal(model.predict(list(x), verbose=0),
-                                  reloaded.predict(list(x), verbose=0))  # fmt: skip
+    np.testing.assert_array_equal(
+        model.predict(list(x), verbose=0), reloaded.predict(list(x), verbose=0)
+    )
 
 
 def test_train_refuses_an_unvalidated_snapshot_and_bad_settings_before_any_work(
@@ -164,8 +195,9 @@ def test_train_refuses_an_unvalidated_snapshot_and_bad_settings_before_any_work(
     spark.sql("INSERT INTO lake.gold.training_set SELECT * FROM lake.gold.training_set LIMIT 1")
     unvalidated = current_snapshot(spark, "lake.gold.training_set")
     try:
-        refused = run_topolake("train", "--snapshot", str(unvalidated), home=topolake_home,
-                               cwd=work)  # fmt: skip
+        refused = run_topolake(
+            "train", "--snapshot", str(unvalidated), home=topolake_home, cwd=work
+        )
         assert refused.returncode == 2
         assert f"gold snapshot {unvalidated} has no passing validation" in refused.stderr
         assert "topolake validate --layer gold" in refused.stderr
@@ -173,9 +205,18 @@ def test_train_refuses_an_unvalidated_snapshot_and_bad_settings_before_any_work(
         too_many = run_topolake("train", "--workers", "3", home=topolake_home, cwd=work)
         assert too_many.returncode == 2 and "exceeds the 2 task slots" in too_many.stderr
 
-        skipped = run_topolake("train", "--snapshot", str(unvalidated), "--skip-validation",
-                               "--epochs", "1", "--max-particles", "32", home=topolake_home,
-                               cwd=work)  # fmt: skip
+        skipped = run_topolake(
+            "train",
+            "--snapshot",
+            str(unvalidated),
+            "--skip-validation",
+            "--epochs",
+            "1",
+            "--max-particles",
+            "32",
+            home=topolake_home,
+            cwd=work,
+        )
         assert skipped.returncode == 0, skipped.stderr
         assert "WITHOUT a passing validation" in skipped.stderr
         import mlflow
@@ -186,8 +227,10 @@ def test_train_refuses_an_unvalidated_snapshot_and_bad_settings_before_any_work(
             output_format="list",
             filter_string="tags.`topolake.skipped_validation` = 'true'",
         )
-        assert json.loads(run.data.tags["topolake.gold_snapshots"])[
-            "lake.gold.training_set"] == unvalidated  # fmt: skip
+        assert (
+            json.loads(run.data.tags["topolake.gold_snapshots"])["lake.gold.training_set"]
+            == unvalidated
+        )
     finally:
         spark.sql(f"CALL lake.system.rollback_to_snapshot('gold.training_set', {validated})")
 

@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from tests.conftest import TEST_MASTER, TOPOLAKE, run_topolake
+from tests.helpers import TEST_MASTER, TOPOLAKE, run_topolake
 
 pytestmark = pytest.mark.slow
 GRID = """\
@@ -38,9 +38,14 @@ def test_an_interrupted_search_resumes_without_retraining_finished_points(
     grid = work / "grid.yaml"
     grid.write_text(GRID)
     env = {**os.environ, "SPARK_MASTER": TEST_MASTER, "TOPOLAKE_HOME": str(topolake_home)}
-    search = subprocess.Popen([TOPOLAKE, "tune", "--grid", str(grid), "--parallelism", "1"],
-                              cwd=work, env=env, stderr=subprocess.PIPE, text=True,
-                              start_new_session=True)  # fmt: skip
+    search = subprocess.Popen(
+        [TOPOLAKE, "tune", "--grid", str(grid), "--parallelism", "1"],
+        cwd=work,
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     try:
         for line in search.stderr:
             if "val AUC" in line:  # the first point is recorded: interrupt the search

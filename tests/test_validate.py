@@ -11,7 +11,7 @@ from pyspark.sql import functions as F
 
 from expectations.records import latest_passed
 from expectations.validate import open_context, validate_frame
-from tests.conftest import run_topolake
+from tests.helpers import run_topolake
 from topolake.core.settings import load_settings
 from topolake.core.tables import LAYER_TABLES, QUALITY_VALIDATIONS
 
@@ -37,8 +37,9 @@ def test_a_clean_build_passes_every_gate_and_writes_data_docs(spark, topolake_ho
     assert "gold_training_set" in docs.read_text()
     gold = latest_passed(spark, "gold")
     for table in LAYER_TABLES["gold"]:
-        current = spark.sql(f"SELECT snapshot_id FROM {table}.history "
-                            "ORDER BY made_current_at DESC LIMIT 1").first()  # fmt: skip
+        current = spark.sql(
+            f"SELECT snapshot_id FROM {table}.history ORDER BY made_current_at DESC LIMIT 1"
+        ).first()
         assert gold.snapshots[table] == current.snapshot_id
 
 
@@ -74,19 +75,37 @@ def unbalanced(frame: DataFrame) -> DataFrame:
 
 
 CORRUPTIONS = {
-    "NaN feature": ("lake.gold.hlf_features", one_row_changed("MT", float("nan")),
-                    "expect_column_values_to_not_be_null on MT"),
-    "label outside 0-2": ("lake.bronze.events", one_row_changed("label", 7),
-                          "expect_column_values_to_be_in_set on label"),
-    "negative PT": ("lake.bronze.events", negative_first_track_pt,
-                    "expect_column_values_to_be_between on EFlowTrack_min_PT"),
-    "duplicated event": ("lake.silver.selected_events", duplicated_event,
-                         "expect_compound_columns_to_be_unique on content_hash, entry"),
-    "unbalanced training set": ("lake.gold.training_set", unbalanced,
-                                "expect_column_values_to_be_between on class_fraction"),
-    "event in both splits": ("lake.gold.training_set", in_both_splits,
-                             "expect_compound_columns_to_be_unique on content_hash, entry"),
-}  # fmt: skip
+    "NaN feature": (
+        "lake.gold.hlf_features",
+        one_row_changed("MT", float("nan")),
+        "expect_column_values_to_not_be_null on MT",
+    ),
+    "label outside 0-2": (
+        "lake.bronze.events",
+        one_row_changed("label", 7),
+        "expect_column_values_to_be_in_set on label",
+    ),
+    "negative PT": (
+        "lake.bronze.events",
+        negative_first_track_pt,
+        "expect_column_values_to_be_between on EFlowTrack_min_PT",
+    ),
+    "duplicated event": (
+        "lake.silver.selected_events",
+        duplicated_event,
+        "expect_compound_columns_to_be_unique on content_hash, entry",
+    ),
+    "unbalanced training set": (
+        "lake.gold.training_set",
+        unbalanced,
+        "expect_column_values_to_be_between on class_fraction",
+    ),
+    "event in both splits": (
+        "lake.gold.training_set",
+        in_both_splits,
+        "expect_compound_columns_to_be_unique on content_hash, entry",
+    ),
+}
 
 
 @pytest.mark.parametrize("corruption", CORRUPTIONS)
@@ -108,8 +127,14 @@ def test_a_failing_snapshot_stops_validate_and_build_while_its_parent_still_pass
     spark, topolake_home, built
 ):
     _, work = built
-    good = spark.sql("SELECT snapshot_id FROM lake.bronze.events.history "
-                     "ORDER BY made_current_at DESC LIMIT 1").first().snapshot_id  # fmt: skip
+    good = (
+        spark.sql(
+            "SELECT snapshot_id FROM lake.bronze.events.history "
+            "ORDER BY made_current_at DESC LIMIT 1"
+        )
+        .first()
+        .snapshot_id
+    )
     silver_before = spark.table("lake.silver.selected_events.history").count()
     spark.sql("INSERT INTO lake.bronze.events SELECT * FROM lake.bronze.events LIMIT 1")
 
@@ -122,7 +147,8 @@ def test_a_failing_snapshot_stops_validate_and_build_while_its_parent_still_pass
     assert stopped.returncode == 1 and "the bronze quality gate failed" in stopped.stderr
     assert spark.table("lake.silver.selected_events.history").count() == silver_before
 
-    older = run_topolake("validate", "--layer", "bronze", "--snapshot", str(good),
-                         home=topolake_home, cwd=work)  # fmt: skip
+    older = run_topolake(
+        "validate", "--layer", "bronze", "--snapshot", str(good), home=topolake_home, cwd=work
+    )
     assert older.returncode == 0, older.stderr
     assert f"lake.bronze.events@{good}" in older.stderr

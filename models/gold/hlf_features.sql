@@ -12,8 +12,9 @@ select
     cast(MET as float) as MET,
     cast(PhiMET as float) as PhiMET,
     -- the reference stored MT squared
-    cast(sqrt(2 * MET * selected_lepton.PT
-              * (1 - cos(selected_lepton.Phi - PhiMET))) as float) as MT,
+    cast(
+        sqrt(2 * MET * selected_lepton.PT * (1 - cos(selected_lepton.Phi - PhiMET))) as float
+    ) as MT,
     size(jets) as nJets,
     size(filter(jets, j -> j.BTag > 0)) as nBJets,
     cast(selected_lepton.PT as float) as LepPt,

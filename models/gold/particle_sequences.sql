@@ -24,9 +24,15 @@ unsorted_particles as (
                     'selected_lepton.Charge') }}),
             transform(
                 -- the lepton's own track is the lepton: leave it out
-                slice(filter(tracks, t ->
-                    {{ delta_r('selected_lepton.Eta', 'selected_lepton.Phi', 't.Eta', 't.Phi') }}
-                        > {{ var('own_track_dr') }}), 1, {{ var('max_tracks') }}),
+                slice(
+                    filter(
+                        tracks,
+                        t -> {{ delta_r('selected_lepton.Eta', 'selected_lepton.Phi',
+                                        't.Eta', 't.Phi') }} > {{ var('own_track_dr') }}
+                    ),
+                    1,
+                    {{ var('max_tracks') }}
+                ),
                 t -> {{ sequence_row('t', 'PT', ['t.X', 't.Y', 't.Z'],
                         ['1', '0', '0', '0', '0'], 't.Charge') }}
             ),
@@ -52,7 +58,7 @@ select
     size(particles) as n_particles,
     transform(sort_array(particles), p -> struct(
         {%- for feature in sequence_features() %}
-        p.{{ feature }} as {{ feature }}{{ "," if not loop.last }}
+            p.{{ feature }} as {{ feature }}{{ "," if not loop.last }}
         {%- endfor %}
     )) as particles,
     ingest_id

@@ -5,14 +5,23 @@
 
 with selected_features as (
 
-    select label, sample, source_file, content_hash, entry, split, ingest_id
+    select
+        label,
+        sample,
+        source_file,
+        content_hash,
+        entry,
+        split,
+        ingest_id
     from {{ ref('hlf_features') }}
 
 ),
 
 class_sizes as (
 
-    select label, count(*) as events
+    select
+        label,
+        count(*) as events
     from selected_features
     group by label
 
@@ -36,7 +45,14 @@ ranked_within_class as (
 
 )
 
-select label, sample, source_file, content_hash, entry, split, ingest_id
+select
+    ranked_within_class.label,
+    ranked_within_class.sample,
+    ranked_within_class.source_file,
+    ranked_within_class.content_hash,
+    ranked_within_class.entry,
+    ranked_within_class.split,
+    ranked_within_class.ingest_id
 from ranked_within_class
 cross join smallest_class
-where class_rank <= events_per_class
+where ranked_within_class.class_rank <= smallest_class.events_per_class

@@ -1,14 +1,11 @@
 {{ config(materialized='ephemeral') }}
 
--- The objects PHYSICS.md pre-selects, for the bronze events no silver table has seen yet.
+-- The objects PHYSICS.md pre-selects, per bronze event. Ephemeral: inlined into the silver
+-- models, each of which keeps only the ingests it has not seen yet (only_new_ingests).
 
-with new_bronze_events as (
+with bronze_events as (
 
-    select *
-    from {{ source('bronze', 'events') }}
-    {% if is_incremental() %}
-    where ingest_id not in (select distinct ingest_id from {{ this }})
-    {% endif %}
+    select * from {{ source('bronze', 'events') }}
 
 ),
 
@@ -30,18 +27,20 @@ preselected as (
         concat(
             transform(
                 filter(Electron, e -> e.PT > {{ var('lepton_pt_min') }}),
-                e -> struct(e.PT as PT, e.Eta as Eta, e.Phi as Phi, e.Charge as Charge,
-                            1 as IsEle)
+                e -> struct(
+                    e.PT as PT, e.Eta as Eta, e.Phi as Phi, e.Charge as Charge, 1 as IsEle
+                )
             ),
             transform(
                 filter(MuonTight, m -> m.PT > {{ var('lepton_pt_min') }}),
-                m -> struct(m.PT as PT, m.Eta as Eta, m.Phi as Phi, m.Charge as Charge,
-                            0 as IsEle)
+                m -> struct(
+                    m.PT as PT, m.Eta as Eta, m.Phi as Phi, m.Charge as Charge, 0 as IsEle
+                )
             )
         ) as lepton_candidates,
         MissingET[0].MET as MET,
         MissingET[0].Phi as PhiMET
-    from new_bronze_events
+    from bronze_events
 
 )
 

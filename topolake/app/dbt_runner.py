@@ -11,12 +11,14 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from topolake.core.settings import CATALOG, PROJECT_ROOT, Settings
+from topolake.core.errors import TopolakeError
+from topolake.core.project import dbt_profiles_dir, dbt_project_dir
+from topolake.core.settings import CATALOG, Settings
 from topolake.core.tables import LAYER_TABLES
 from topolake.core.vocabulary import DBT_LAYERS
 
 
-class BuildError(RuntimeError):
+class BuildError(TopolakeError):
     """dbt failed; the message names the failing nodes and where the logs are."""
 
 
@@ -26,9 +28,11 @@ class BuildResult:
 
 
 def dbt_environment(settings: Settings) -> dict[str, str]:
-    """Where dbt keeps its artefacts: under TOPOLAKE_HOME, not in the source tree."""
+    """Where dbt reads its profile and writes its artefacts (manifest, partial-parse state,
+    logs): under TOPOLAKE_HOME, never into the project, which may sit read-only in
+    site-packages. Usage stats off: dbt would write a .user.yml into the profiles dir."""
     return {
-        "DBT_PROFILES_DIR": str(PROJECT_ROOT),
+        "DBT_PROFILES_DIR": str(dbt_profiles_dir()),
         "DBT_TARGET_PATH": str(settings.home / "dbt" / "target"),
         "DBT_LOG_PATH": str(settings.home / "dbt" / "logs"),
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
@@ -50,7 +54,7 @@ def create_layers(spark) -> None:
         spark.sql(f"CREATE NAMESPACE IF NOT EXISTS {CATALOG}.{layer}")
 
 
-def run_dbt(settings: Settings, *command: str) -> BuildResult:
+def invoke_dbt(settings: Settings, *command: str) -> BuildResult:
     """Run a dbt command, e.g. ("build", "--full-refresh") or ("docs", "generate").
 
     Runs in this process, on the SparkSession topolake configured (created if needed).
@@ -61,7 +65,7 @@ def run_dbt(settings: Settings, *command: str) -> BuildResult:
 
     create_layers(get_spark(settings))
     os.environ.update(dbt_environment(settings))
-    result = dbtRunner().invoke([*command, "--project-dir", str(PROJECT_ROOT)])
+    result = dbtRunner().invoke([*command, "--project-dir", str(dbt_project_dir())])
     run_results = getattr(result.result, "results", None) or []  # docs give a catalog
     nodes = [(r.node.unique_id, str(r.status), float(r.execution_time or 0.0)) for r in run_results]
     if not result.success:

@@ -26,8 +26,17 @@ from topolake.core.tables import (
 )
 from topolake.core.vocabulary import CLASSES, HLF_FEATURES, SAMPLE_LABELS
 
-PACKAGES = ("pyspark", "dbt-core", "great-expectations", "tensorflow", "tf-keras",
-            "bigdl-dllib-spark3", "mlflow", "uproot", "topolake")  # fmt: skip
+PACKAGES = (
+    "pyspark",
+    "dbt-core",
+    "great-expectations",
+    "tensorflow",
+    "tf-keras",
+    "bigdl-dllib-spark3",
+    "mlflow",
+    "uproot",
+    "topolake",
+)
 FEATURE_SAMPLE = 100_000  # events per class drawn for the feature plots
 
 
@@ -140,12 +149,15 @@ def lineage(settings: Settings, evaluations: list) -> list[dict]:
     rows = []
     for e in evaluations:
         tags = mlflow.get_run(e.run_id).data.tags
-        rows.append({
-            "model": e.model, "run_id": e.run_id,
-            "gold_snapshots": json.loads(tags.get("topolake.gold_snapshots", "{}")),
-            "validation_id": tags.get("topolake.validation_id", ""),
-            "git_revision": tags.get("topolake.git_revision", ""),
-        })  # fmt: skip
+        rows.append(
+            {
+                "model": e.model,
+                "run_id": e.run_id,
+                "gold_snapshots": json.loads(tags.get("topolake.gold_snapshots", "{}")),
+                "validation_id": tags.get("topolake.validation_id", ""),
+                "git_revision": tags.get("topolake.git_revision", ""),
+            }
+        )
     return rows
 
 

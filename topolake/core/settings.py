@@ -3,7 +3,8 @@
 Every stage (ingestion, dbt, expectations, ml) reads its paths and Spark master from here, so a
 `dbt build` run by hand and `topolake build` see the same warehouse. State lives under
 ``TOPOLAKE_HOME`` (default ``./lakehouse`` in the current directory); the project's own files
-(dbt project, suites) are found next to the installed code instead.
+(dbt project, suites, grids) are found next to the installed code instead, by
+:mod:`topolake.core.project`.
 """
 
 from __future__ import annotations
@@ -16,8 +17,7 @@ from functools import cache
 from importlib import resources
 from pathlib import Path
 
-#: The repository root: where dbt_project.yml, models/ and expectations/ live.
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+from topolake.core.errors import UsageError
 
 #: Iceberg's Spark 3.5 runtime, shipped inside snowpark-connect-deps-iceberg 1.0.2 (STACK.md:
 #: 1.0.3's copy lacks the shaded Jackson classes, hence the pinned checksum).
@@ -27,7 +27,7 @@ ICEBERG_JAR_SHA256 = "c562d482dcd16b666e808b755469fbc4b2604284b41622c9d87e2c02b7
 CATALOG = "lake"
 
 
-class ConfigurationError(RuntimeError):
+class ConfigurationError(UsageError):
     """A setting or a required part of the installation is wrong; the message says which."""
 
 

@@ -1,10 +1,3 @@
-{#- The 19 particle features of PHYSICS.md, in order. -#}
-{% macro sequence_features() -%}
-    {{ return(['Energy', 'Px', 'Py', 'Pz', 'Pt', 'Eta', 'Phi', 'vtxX', 'vtxY', 'vtxZ',
-               'ChPFIso', 'GammaPFIso', 'NeuPFIso', 'isChHad', 'isNeuHad', 'isGamma', 'isEle',
-               'isMu', 'Charge']) }}
-{%- endmacro %}
-
 {#- One sequence row for object `o` (with isolation fields); massless four-momentum from
     (pt, Eta, Phi). `sort_key` = -deltaR to the selected lepton, so an ascending sort puts the
     farthest particle first and the lepton last. -#}
