@@ -22,12 +22,17 @@ install: $(UV)
 	$(UV) sync --frozen --python 3.11 $$extras
 	$(BIN)/python -c "from topolake.core.settings import iceberg_runtime_jar, java_home; print('Iceberg jar', iceberg_runtime_jar(), 'checksum ok'); java_home()"
 
-# Debian's xrootd server for the XRootD tests (needs root; without it those tests skip).
+# Debian's packages for the server-backed tests (needs root; without it those tests skip):
+# xrootd (XRootD reads), postgresql and its JDBC driver (the shared Iceberg catalog, MLflow).
 system-deps:
-	@if command -v xrootd >/dev/null; then exit 0; fi; \
-	if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq xrootd-server >/dev/null; \
-	elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq xrootd-server >/dev/null; \
-	else echo "xrootd-server is missing and cannot be installed without root: the XRootD tests will skip"; fi
+	@missing=""; \
+	command -v xrootd >/dev/null || missing="$$missing xrootd-server"; \
+	ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	[ -f /usr/share/java/postgresql.jar ] || missing="$$missing libpostgresql-jdbc-java"; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	else echo "$$missing missing and cannot be installed without root: the tests that need them will skip"; fi
 
 run: install
 	$(BIN)/topolake run

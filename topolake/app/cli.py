@@ -41,7 +41,7 @@ def say(text: str, style: str | None = None) -> None:
     console.print(text, style=style, highlight=False, markup=False)
 
 
-def _command(name: str | None = None) -> Callable:
+def _command(name: str | None = None, group: typer.Typer = app) -> Callable:
     """A Typer command whose `TopolakeError`s become one red sentence and their exit code."""
 
     def register(function: Callable) -> Callable:
@@ -53,7 +53,7 @@ def _command(name: str | None = None) -> Callable:
                 console.print(Text.assemble(("error: ", "bold red"), str(err)), highlight=False)
                 raise typer.Exit(err.exit_code) from err
 
-        return app.command(name)(guarded)
+        return group.command(name)(guarded)
 
     return register
 
@@ -429,3 +429,100 @@ def publish(
         )
 
     publish_tables(_spark(ctx), tables, to, snapshot, on_table=said)
+
+
+cluster = typer.Typer(help="A Spark standalone cluster on this machine.", no_args_is_help=True)
+services = typer.Typer(
+    help="PostgreSQL (shared catalog), MLflow and Thrift servers for a team.", no_args_is_help=True
+)
+app.add_typer(cluster, name="cluster")
+app.add_typer(services, name="services")
+
+
+@_command("start", cluster)
+def cluster_start(
+    ctx: typer.Context,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 2,
+    cores: Annotated[int, typer.Option(min=1, help="Cores per worker.")] = 1,
+    memory: Annotated[str, typer.Option(help="Memory per worker, e.g. 2g.")] = "2g",
+    port: Annotated[int, typer.Option(help="The master's port.")] = 7077,
+    webui_port: Annotated[int, typer.Option(help="The master's web UI port.")] = 8080,
+) -> None:
+    """Start pyspark's standalone master and workers on 127.0.0.1 (PIDs and logs in the home)."""
+    from topolake.app.services import start_cluster
+
+    url = start_cluster(_settings(ctx), workers, cores, memory, port, webui_port)
+    say(f"master {url} with {workers} worker(s); web UI http://127.0.0.1:{webui_port}")
+    say(f"use it: topolake --master {url} ...  (or export SPARK_MASTER={url})")
+
+
+def _print_running(ctx: typer.Context) -> None:
+    from topolake.app.services import alive, running
+
+    rows = [
+        (r.name, r.pid, "running" if alive(r.pid) else "DEAD", r.url, r.log)
+        for r in running(_settings(ctx).home).values()
+    ]
+    print_rows(["service", "pid", "state", "address", "log"], rows)
+
+
+@_command("status", cluster)
+def cluster_status(ctx: typer.Context) -> None:
+    """Show the cluster's processes (and the team services, if any)."""
+    _print_running(ctx)
+
+
+@_command("stop", cluster)
+def cluster_stop(ctx: typer.Context) -> None:
+    """Stop the workers and the master by PID."""
+    from topolake.app.services import stop
+
+    stopped = stop(_settings(ctx).home, ["worker", "master"])
+    say(f"stopped {', '.join(stopped) or 'nothing (none was running)'}")
+
+
+@_command("start", services)
+def services_start(
+    ctx: typer.Context,
+    postgres_port: Annotated[int, typer.Option(help="PostgreSQL's port.")] = 5433,
+    mlflow_port: Annotated[int, typer.Option(help="The MLflow server's port.")] = 5000,
+    thrift_port: Annotated[int, typer.Option(help="The writers' Thrift Server port.")] = 10000,
+    analyst_port: Annotated[
+        int, typer.Option(help="The analysts' (read-only) Thrift Server port.")
+    ] = 10001,
+) -> None:
+    """Start PostgreSQL (the Iceberg JDBC catalog, MLflow's store), an MLflow server and two
+    Spark Thrift Servers (writers; analysts, read-only) on 127.0.0.1."""
+    from topolake.app.services import start_services
+
+    team = start_services(_settings(ctx), postgres_port, mlflow_port, thrift_port, analyst_port)
+    say(f"PostgreSQL catalog {team.credentials.catalog_uri()}")
+    say(f"MLflow {team.mlflow.url}")
+    say(f"SQL (writers) {team.thrift.url}; SQL (analysts, read-only) {team.analyst_thrift.url}")
+    say('use them: eval "$(topolake services env)"')
+
+
+@_command("env", services)
+def services_env(ctx: typer.Context) -> None:
+    """Print the export lines that point topolake at the running services."""
+    import shlex
+
+    from topolake.app.services import services_environment
+
+    for key, value in services_environment(_settings(ctx).home).items():
+        print(f"export {key}={shlex.quote(value)}")
+
+
+@_command("status", services)
+def services_status(ctx: typer.Context) -> None:
+    """Show the services' processes, addresses and logs."""
+    _print_running(ctx)
+
+
+@_command("stop", services)
+def services_stop(ctx: typer.Context) -> None:
+    """Stop the Thrift Servers, MLflow and PostgreSQL by PID."""
+    from topolake.app.services import stop
+
+    stopped = stop(_settings(ctx).home, ["thrift", "mlflow", "postgres"])
+    say(f"stopped {', '.join(stopped) or 'nothing (none was running)'}")

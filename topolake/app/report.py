@@ -180,7 +180,7 @@ def write_report(spark, settings: Settings, inputs: ReportInputs, out: Path | No
             shutil.copyfile(path, copy)
             images[f"{e.model}-{name}"] = copy
     environment = Environment(
-        loader=PackageLoader("topolake", "templates"), autoescape=select_autoescape()
+        loader=PackageLoader("topolake.app", "templates"), autoescape=select_autoescape()
     )
     html = environment.get_template("report.html.j2").render(
         created=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),

@@ -26,6 +26,13 @@ ICEBERG_JAR_SHA256 = "c562d482dcd16b666e808b755469fbc4b2604284b41622c9d87e2c02b7
 
 CATALOG = "lake"
 
+#: Catalog implementations: Iceberg's hadoop catalog (files only, one writer machine) and its
+#: JDBC catalog on PostgreSQL (a shared catalog for a team: commits are row updates).
+CATALOG_TYPES = ("hadoop", "jdbc")
+
+#: Debian's PostgreSQL JDBC driver (package libpostgresql-jdbc-java).
+POSTGRESQL_JDBC_JAR = Path("/usr/share/java/postgresql.jar")
+
 
 class ConfigurationError(UsageError):
     """A setting or a required part of the installation is wrong; the message says which."""
@@ -41,6 +48,12 @@ class Settings:
     driver_memory: str = "6g"
     shuffle_partitions: int = 8
     mlflow_uri: str = ""
+    executor_memory: str = "1g"  # per executor on a standalone cluster (fits a 2g worker)
+    catalog_type: str = "hadoop"
+    #: The JDBC catalog's database, e.g. jdbc:postgresql://127.0.0.1:5433/topolake
+    catalog_uri: str = ""
+    catalog_user: str = ""
+    catalog_password: str = field(default="", repr=False)
     extra_spark_conf: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -64,6 +77,18 @@ def load_settings(master: str | None = None, home: str | Path | None = None) -> 
     home_path = Path(home or os.environ.get("TOPOLAKE_HOME") or Path.cwd() / "lakehouse")
     home_path = home_path.expanduser().resolve()
     warehouse = os.environ.get("TOPOLAKE_WAREHOUSE") or str(home_path / "warehouse")
+    catalog_type = os.environ.get("TOPOLAKE_CATALOG") or "hadoop"
+    if catalog_type not in CATALOG_TYPES:
+        raise ConfigurationError(
+            f"TOPOLAKE_CATALOG={catalog_type!r} is not a catalog type: use one of "
+            f"{', '.join(CATALOG_TYPES)}."
+        )
+    catalog_uri = os.environ.get("TOPOLAKE_CATALOG_URI", "")
+    if catalog_type == "jdbc" and not catalog_uri.startswith("jdbc:postgresql://"):
+        raise ConfigurationError(
+            "TOPOLAKE_CATALOG=jdbc needs TOPOLAKE_CATALOG_URI=jdbc:postgresql://HOST:PORT/DB "
+            "(`topolake services env` prints it for the local services)."
+        )
     return Settings(
         home=home_path,
         master=master or os.environ.get("SPARK_MASTER") or "local[*]",
@@ -71,6 +96,11 @@ def load_settings(master: str | None = None, home: str | Path | None = None) -> 
         driver_memory=os.environ.get("TOPOLAKE_DRIVER_MEMORY", "6g"),
         shuffle_partitions=int(os.environ.get("TOPOLAKE_SHUFFLE_PARTITIONS", "8")),
         mlflow_uri=os.environ.get("MLFLOW_TRACKING_URI", ""),
+        executor_memory=os.environ.get("TOPOLAKE_EXECUTOR_MEMORY", "1g"),
+        catalog_type=catalog_type,
+        catalog_uri=catalog_uri,
+        catalog_user=os.environ.get("TOPOLAKE_CATALOG_USER", ""),
+        catalog_password=os.environ.get("TOPOLAKE_CATALOG_PASSWORD", ""),
     )
 
 

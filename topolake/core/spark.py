@@ -8,7 +8,16 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from topolake.core.settings import CATALOG, Settings, iceberg_runtime_jar, java_home, load_settings
+from topolake.core.reachability import check_reachable
+from topolake.core.settings import (
+    CATALOG,
+    POSTGRESQL_JDBC_JAR,
+    ConfigurationError,
+    Settings,
+    iceberg_runtime_jar,
+    java_home,
+    load_settings,
+)
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -34,6 +43,9 @@ logger.iceberg_hadoop.level = error
 # dbt's session method asks for a session that already exists, once per node
 logger.existing_session.name = org.apache.spark.sql.SparkSession
 logger.existing_session.level = error
+# the JDBC catalog announces that it keeps no views (topolake makes none)
+logger.jdbc_catalog.name = org.apache.iceberg.jdbc.JdbcCatalog
+logger.jdbc_catalog.level = error
 # wide nested schemas make Spark shorten plan strings, which it announces as a warning
 logger.plan_strings.name = org.apache.spark.sql.catalyst.util.SparkStringUtils
 logger.plan_strings.level = error
@@ -49,19 +61,45 @@ def bigdl_jars() -> list[Path]:
     return sorted(root.glob("share/*/lib/*.jar"))
 
 
+def catalog_jars(settings: Settings) -> list[Path]:
+    """The JDBC driver the catalog needs, if any: Debian's, checked to be there."""
+    if settings.catalog_type != "jdbc":
+        return []
+    if not POSTGRESQL_JDBC_JAR.is_file():
+        raise ConfigurationError(
+            f"TOPOLAKE_CATALOG=jdbc needs PostgreSQL's JDBC driver at {POSTGRESQL_JDBC_JAR}: "
+            "install Debian's libpostgresql-jdbc-java (make system-deps does, as root)."
+        )
+    return [POSTGRESQL_JDBC_JAR]
+
+
+def catalog_properties(settings: Settings) -> dict[str, str]:
+    """The Iceberg catalog `lake`: hadoop (files) by default, or JDBC on PostgreSQL."""
+    if settings.catalog_type == "hadoop":
+        return {"type": "hadoop", "warehouse": settings.warehouse}
+    return {
+        "type": "jdbc",
+        "uri": settings.catalog_uri,
+        "jdbc.user": settings.catalog_user,
+        "jdbc.password": settings.catalog_password,
+        "warehouse": settings.warehouse,
+    }
+
+
 def spark_properties(settings: Settings) -> dict[str, str]:
     """Every Spark property topolake relies on; the single source for all stages."""
     properties = {
         # spelt out: BigDL's engine reads local[*] as one core
         "spark.master": settings.master.replace("local[*]", f"local[{os.cpu_count()}]"),
         "spark.app.name": "topolake",
-        "spark.jars": ",".join(str(jar) for jar in [iceberg_runtime_jar(), *bigdl_jars()]),
+        "spark.jars": ",".join(
+            str(jar) for jar in [iceberg_runtime_jar(), *bigdl_jars(), *catalog_jars(settings)]
+        ),
         "spark.sql.extensions": (
             "org.apache.iceberg.spark.extensions.IcebergSparkSessionExtensions"
         ),
         f"spark.sql.catalog.{CATALOG}": "org.apache.iceberg.spark.SparkCatalog",
-        f"spark.sql.catalog.{CATALOG}.type": "hadoop",
-        f"spark.sql.catalog.{CATALOG}.warehouse": settings.warehouse,
+        **{f"spark.sql.catalog.{CATALOG}.{k}": v for k, v in catalog_properties(settings).items()},
         # Other processes (dbt, a second CLI call) commit to the same tables: never serve a
         # cached table state.
         f"spark.sql.catalog.{CATALOG}.cache-enabled": "false",
@@ -80,13 +118,17 @@ def spark_properties(settings: Settings) -> dict[str, str]:
         "spark.pyspark.driver.python": sys.executable,
         "spark.executorEnv.TOPOLAKE_HOME": str(settings.home),
     }
+    if settings.master.startswith("spark://"):
+        # a standalone cluster: one executor per worker, memory the workers can give
+        properties["spark.executor.memory"] = settings.executor_memory
     properties.update(settings.extra_spark_conf)
     return properties
 
 
-def write_spark_conf(settings: Settings) -> Path:
-    """Write spark-defaults.conf and log4j2.properties under the settings' conf dir."""
-    conf_dir = settings.spark_conf_dir
+def write_spark_conf(settings: Settings, conf_dir: Path | None = None) -> Path:
+    """Write spark-defaults.conf and log4j2.properties under `conf_dir` (default: the
+    settings' conf dir, which SPARK_CONF_DIR names for dbt)."""
+    conf_dir = conf_dir or settings.spark_conf_dir
     conf_dir.mkdir(parents=True, exist_ok=True)
     lines = [f"{key} {value}" for key, value in spark_properties(settings).items()]
     (conf_dir / "spark-defaults.conf").write_text("\n".join(lines) + "\n")
@@ -114,6 +156,7 @@ def get_spark(settings: Settings | None = None) -> SparkSession:
     from pyspark.sql import SparkSession
 
     settings = settings or load_settings()
+    check_reachable(settings)
     prepare_environment(settings)
     builder = SparkSession.builder
     for key, value in spark_properties(settings).items():
