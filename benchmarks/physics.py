@@ -19,7 +19,6 @@ def main() -> None:
     parser.add_argument("--max-particles", type=int, default=801)
     args = parser.parse_args()
 
-    import ml  # noqa: F401  (Keras 2 before TensorFlow loads)
     from ml.data import extract, pin_gold
     from ml.evaluate import COMPARISON_COLUMNS, comparison_rows, evaluate_run
     from ml.spec import TrainSpec

@@ -32,7 +32,6 @@ REFERENCE = {
 
 
 def one(args) -> None:
-    import ml  # noqa: F401  (Keras 2 before TensorFlow loads)
     from ml.data import extract, pin_gold
     from ml.spec import TrainSpec
     from ml.tf_engine import train_distributed, train_single

@@ -120,8 +120,6 @@ def _tensorflow_worker(spec: TrainSpec, extract: Extract, rank: int, tf_config: 
     os.environ["TF_CONFIG"] = tf_config
     import tensorflow as tf
 
-    import ml  # noqa: F401  (Keras 2 before TensorFlow loads)
-
     workers = len(json.loads(tf_config)["cluster"]["worker"])
     strategy = tf.distribute.MultiWorkerMirroredStrategy()
     with strategy.scope():

@@ -27,9 +27,12 @@ def git_revision() -> str:
     if root is not None:
         try:
             return subprocess.run(
-                ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
+                ["git", "rev-parse", "HEAD"],
+                cwd=root,
+                capture_output=True,
+                text=True,
                 check=True,
-            ).stdout.strip()  # fmt: skip
+            ).stdout.strip()
         except (OSError, subprocess.CalledProcessError):
             pass  # a checkout without git (an unpacked sdist): the version says what it is
     try:
@@ -65,9 +68,15 @@ def log_training(
     with mlflow.start_run(run_name=f"{spec.model}-{engine}-{workers}w") as run:
         params = {k: v for k, v in asdict(spec).items() if k != "architecture"}
         params |= {f"arch_{k}": v for k, v in asdict(spec.architecture).items()}
-        mlflow.log_params({**params, "engine": engine, "workers": workers,
-                           "train_events": extract.events.get("train", 0),
-                           "test_events": extract.events.get("test", 0)})  # fmt: skip
+        mlflow.log_params(
+            {
+                **params,
+                "engine": engine,
+                "workers": workers,
+                "train_events": extract.events.get("train", 0),
+                "test_events": extract.events.get("test", 0),
+            }
+        )
         mlflow.set_tags(
             {
                 "topolake.kind": "train",
@@ -84,8 +93,9 @@ def log_training(
         for metric, values in result.history.items():
             for epoch, value in enumerate(values):
                 mlflow.log_metric(metric, value, step=epoch + 1)
-        mlflow.log_metrics({"train_seconds": result.seconds,
-                            "samples_per_second": result.samples_per_second})  # fmt: skip
+        mlflow.log_metrics(
+            {"train_seconds": result.seconds, "samples_per_second": result.samples_per_second}
+        )
         with tempfile.TemporaryDirectory() as tmp:
             save_model(Path(tmp), model, extract.scaling, spec)
             mlflow.log_artifacts(tmp, "model")
@@ -130,7 +140,7 @@ def start_tuning(settings: Settings, grid, data: Extract, seed: int, points: int
             "topolake.gold_snapshots": json.dumps(data.gold.snapshots),
             "topolake.validation_id": data.gold.validation_id or "",
             "topolake.git_revision": git_revision(),
-        },  # fmt: skip
+        },
     )
     client.log_param(run.info.run_id, "model", grid.model)
     client.log_param(run.info.run_id, "fraction", grid.fraction)
@@ -140,8 +150,9 @@ def start_tuning(settings: Settings, grid, data: Extract, seed: int, points: int
     return run.info.run_id
 
 
-def log_tuning_point(settings: Settings, parent: str, spec: TrainSpec, point: dict,
-                     scores: dict) -> str:  # fmt: skip
+def log_tuning_point(
+    settings: Settings, parent: str, spec: TrainSpec, point: dict, scores: dict
+) -> str:
     from mlflow.entities import Metric, Param
     from mlflow.tracking import MlflowClient
 

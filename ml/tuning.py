@@ -117,7 +117,6 @@ def train_point(spec: TrainSpec, data: Extract, fraction: float) -> dict:
     """Runs inside a Spark task: train one grid point in this process, score it."""
     import tensorflow as tf
 
-    import ml  # noqa: F401  (Keras 2 before TensorFlow loads)
     from ml.evaluate import predict
     from ml.models import build_model, compile_model
     from ml.tf_engine import tf_dataset

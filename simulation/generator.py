@@ -12,7 +12,10 @@ import awkward as ak
 import numpy as np
 import pythia8mc
 
-SAMPLES = ("qcd", "ttbar", "wjets")
+from topolake.core.vocabulary import SAMPLE_LABELS
+
+#: The processes the generator knows: the samples of the vocabulary.
+SAMPLES = tuple(SAMPLE_LABELS)
 
 #: Weakly decaying b and c hadrons whose decays the QCD sample forces to be semileptonic.
 HEAVY_FLAVOUR_HADRONS = (

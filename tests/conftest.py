@@ -127,3 +127,17 @@ def validated_gold(spark, topolake_home, shared_delphes, tmp_path_factory):
 
     yield current, work
     drop_all_tables(spark)
+
+
+#: Modules that share the `validated_gold` lakehouse run last and one after another, so that it
+#: is built once: a module between them that empties the lakehouse would make it rebuild
+#: (about two minutes each time). `test_validate` corrupts bronze on purpose: it goes last.
+SHARED_GOLD_ORDER = ("test_notebook", "test_publish", "test_train", "test_tune", "test_validate")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def position(item: pytest.Item) -> int:
+        module = item.path.stem
+        return SHARED_GOLD_ORDER.index(module) + 1 if module in SHARED_GOLD_ORDER else 0
+
+    items.sort(key=position)  # stable: every other test keeps its place

@@ -122,7 +122,11 @@ def test_the_pipeline_runs_on_the_cluster_with_the_shared_catalog_and_mlflow_ser
     run_id = distributed.stderr.strip().splitlines()[-1].split()[-1]
     evaluated = team.topolake("evaluate", run_id)
     assert evaluated.returncode == 0, evaluated.stderr[-3000:]
-    assert mlflow.get_run(run_id).data.metrics["test_accuracy"] > 0.5
+    evaluation = mlflow.get_run(run_id).data
+    assert {"test_accuracy", "test_auc_ttbar"} <= set(evaluation.metrics)
+    # the model and the plots went to the server's artifact store, under the lakehouse
+    artifacts = {p.name for p in (team.home / "mlartifacts").rglob("*") if p.is_file()}
+    assert "roc.png" in artifacts
 
 
 def test_two_ingests_at_once_both_commit_to_the_shared_catalog(team, pipeline_on_the_cluster):
@@ -266,3 +270,36 @@ def test_wrong_credentials_and_missing_servers_get_one_sentence(team, tmp_path):
                 load_settings(home=other), free_port(), free_port(), port, free_port()
             )
     assert services.running(other) == {}  # refused before anything started
+
+
+def test_simulation_as_spark_tasks_on_two_workers_writes_the_files_of_a_local_run(team, tmp_path):
+    import awkward as ak
+    import uproot
+
+    started = time.time()
+    on_cluster = team.topolake(
+        "simulate",
+        "--sample",
+        "ttbar",
+        "--events",
+        "30",
+        "--files",
+        "2",
+        "--seed",
+        "17",
+        "--out",
+        str(tmp_path / "cluster"),
+        "--spark",
+    )
+    assert on_cluster.returncode == 0, on_cluster.stderr[-2000:]
+    local = plan("ttbar", 30, tmp_path / "local", seed=17, files=2)
+    generate_locally(local, 2, lambda n: None)
+    for task in local:
+        remote = tmp_path / "cluster" / "ttbar" / Path(task.path).name
+        expected = uproot.open(task.path)["Delphes"].arrays(library="ak")
+        assert ak.array_equal(uproot.open(remote)["Delphes"].arrays(library="ak"), expected)
+    # the application ran with an executor on each worker (the workers' work directories)
+    apps = [
+        d for d in (team.home / "cluster").glob("worker-*/app-*") if d.stat().st_mtime > started
+    ]
+    assert len({d.parent.name for d in apps}) == 2

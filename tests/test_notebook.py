@@ -25,13 +25,17 @@ def test_the_notebook_runs_end_to_end_and_plots_roc_curves(
     # the kernel is this interpreter's ipykernel
     monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     notebook = nbformat.read(NOTEBOOK, as_version=4)
-    NotebookClient(notebook, timeout=600, kernel_name="python3",
-                   resources={"metadata": {"path": str(work)}}).execute()  # fmt: skip
+    NotebookClient(
+        notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(work)}}
+    ).execute()
 
     outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
     assert any("image/png" in o.get("data", {}) for o in outputs), "no ROC plot"
-    (aucs,) = [o["data"]["text/plain"] for o in notebook.cells[-1].outputs
-               if o.output_type == "execute_result"]  # fmt: skip
+    (aucs,) = [
+        o["data"]["text/plain"]
+        for o in notebook.cells[-1].outputs
+        if o.output_type == "execute_result"
+    ]
     assert all(f"'{name}'" in aucs for name in ("qcd", "ttbar", "wjets"))
     assert any("VERSION AS OF" in cell.source for cell in notebook.cells)

@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import ml  # noqa: F401  (Keras 2 before TensorFlow loads)
 from expectations.snapshots import current_snapshot
 from ml.data import extract, pin_gold
 from ml.models import build_model

@@ -111,8 +111,11 @@ def installed(tmp_path_factory) -> tuple[Path, Path]:
     venv = base / "venv"
     run(sys.executable, "-m", "venv", "--without-pip", venv)
     python = venv / "bin" / "python"
-    purelib = Path(run(python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])")
-                   .stdout.strip())  # fmt: skip
+    purelib = Path(
+        run(
+            python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"
+        ).stdout.strip()
+    )
     ours = {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
     (purelib / "topolake-dependencies.pth").write_text("".join(f"{p}\n" for p in sorted(ours)))
     run(uv, "pip", "install", "--no-deps", "--python", python, wheel, cwd=base)
@@ -126,8 +129,11 @@ def test_the_installed_wheel_ingests_and_builds_from_anywhere(installed, tmp_pat
     work, home = tmp_path / "elsewhere", tmp_path / "lakehouse"
     work.mkdir()
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
-    env |= {"TOPOLAKE_HOME": str(home), "SPARK_MASTER": "local[2]",
-            "PATH": f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"}  # fmt: skip
+    env |= {
+        "TOPOLAKE_HOME": str(home),
+        "SPARK_MASTER": "local[2]",
+        "PATH": f"{bin_dir}{os.pathsep}{env.get('PATH', '')}",
+    }
 
     where = json.loads(run(bin_dir / "python", "-c", WHERE, cwd=work, env=env).stdout)
     shipped = purelib / "topolake" / "_project"
@@ -146,10 +152,25 @@ def test_the_installed_wheel_ingests_and_builds_from_anywhere(installed, tmp_pat
     try:
         (sample, label, _), *rest = SAMPLES
         topolake = bin_dir / "topolake"
-        run(topolake, "ingest", work / sample, "--sample", sample, "--label", label,
-            cwd=work, env=env)  # fmt: skip
-        run(bin_dir / "python", "-c", INGEST_REST,
-            *[f"{s}:{lab}:{work / s}" for s, lab, _ in rest], cwd=work, env=env)  # fmt: skip
+        run(
+            topolake,
+            "ingest",
+            work / sample,
+            "--sample",
+            sample,
+            "--label",
+            label,
+            cwd=work,
+            env=env,
+        )
+        run(
+            bin_dir / "python",
+            "-c",
+            INGEST_REST,
+            *[f"{s}:{lab}:{work / s}" for s, lab, _ in rest],
+            cwd=work,
+            env=env,
+        )
         built = run(topolake, "build", cwd=work, env=env, timeout=900)
     finally:
         make_read_only(project_files, writable=True)

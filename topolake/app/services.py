@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -29,8 +30,8 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from topolake.core.errors import TopolakeError, UsageError
-from topolake.core.settings import CATALOG, Settings, java_home
-from topolake.core.spark import write_spark_conf
+from topolake.core.settings import CATALOG, Settings, iceberg_runtime_jar, java_home
+from topolake.core.spark import catalog_jars, write_spark_conf
 
 HOST = "127.0.0.1"
 CATALOG_DB, MLFLOW_DB = "topolake", "mlflow"
@@ -495,6 +496,11 @@ def start_thrift(settings: Settings, name: str, port: int, option: str) -> Runni
             name,
             "--driver-memory",
             "1g",
+            # the catalog's jars on the JVM's class path, not only in spark.jars: sessions open
+            # in Hive's threads, whose class loader does not see spark.jars ("Cannot find
+            # catalog plugin class"); not BigDL's, whose log4j breaks Hive's metastore
+            "--driver-class-path",
+            ":".join(str(jar) for jar in [iceberg_runtime_jar(), *catalog_jars(settings)]),
             "spark-internal",
             "--hiveconf",
             f"hive.server2.thrift.port={port}",
@@ -529,7 +535,7 @@ def beeline(url: str, user: str, statement: str, timeout: float = 120) -> str:
     )
     if done.returncode:
         raise ServiceError(f"beeline on {url} failed: {_last_line_of(done.stderr)}")
-    return done.stdout
+    return re.sub(r"^\d+: jdbc:hive2://\S+> ", "", done.stdout, flags=re.M)  # its prompt
 
 
 def _java_env() -> dict[str, str]:
