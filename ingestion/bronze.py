@@ -39,7 +39,7 @@ from ingestion.delphes import (
     survey_file,
 )
 from ingestion.sources import expand_sources
-from topolake.core.errors import UsageError
+from topolake.core.errors import TopolakeError, UsageError
 from topolake.core.layout import COLLECTIONS
 from topolake.core.tables import (
     BRONZE,
@@ -286,7 +286,7 @@ def head_snapshot(spark: SparkSession, table: str) -> int | None:
     return row.snapshot_id if row else None
 
 
-class CommitConflict(RuntimeError):
+class CommitConflict(TopolakeError):
     """Another writer committed rows this commit's filter covers since its base snapshot."""
 
 

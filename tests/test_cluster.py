@@ -81,6 +81,7 @@ def team(tmp_path_factory) -> Team:
         yield Team(home, master, running, env)
     finally:
         services.stop(home)
+        services.remove_postgres_data(home)
 
 
 @pytest.fixture(scope="module")

@@ -7,6 +7,8 @@ The work is in `topolake.app.pipeline` (and the stages under it); every error th
 from __future__ import annotations
 
 import functools
+import os
+import sys
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -41,6 +43,10 @@ def say(text: str, style: str | None = None) -> None:
     console.print(text, style=style, highlight=False, markup=False)
 
 
+def _print_error(err: TopolakeError) -> None:
+    console.print(Text.assemble(("error: ", "bold red"), str(err)), highlight=False)
+
+
 def _command(name: str | None = None, group: typer.Typer = app) -> Callable:
     """A Typer command whose `TopolakeError`s become one red sentence and their exit code."""
 
@@ -50,7 +56,7 @@ def _command(name: str | None = None, group: typer.Typer = app) -> Callable:
             try:
                 return function(*args, **kwargs)
             except TopolakeError as err:
-                console.print(Text.assemble(("error: ", "bold red"), str(err)), highlight=False)
+                _print_error(err)
                 raise typer.Exit(err.exit_code) from err
 
         return group.command(name)(guarded)
@@ -79,7 +85,11 @@ def main(
         typer.Option(help="Where tables and state live (env TOPOLAKE_HOME, default ./lakehouse)."),
     ] = None,
 ) -> None:
-    ctx.obj = load_settings(master=master, home=home)
+    try:
+        ctx.obj = load_settings(master=master, home=home)
+    except TopolakeError as err:
+        _print_error(err)
+        raise typer.Exit(err.exit_code) from err
 
 
 @_command()
@@ -321,8 +331,8 @@ def run_all(
     console.record = True
     try:
         result = pipeline.run_pipeline(lambda: _spark(ctx), settings, options, hooks)
-    except pipeline.StageFailed as err:
-        console.print(Text.assemble(("error: ", "bold red"), str(err)), highlight=False)
+    except TopolakeError as err:  # in the run's log too
+        _print_error(err)
         raise typer.Exit(err.exit_code) from err
     finally:
         log.parent.mkdir(parents=True, exist_ok=True)
@@ -350,7 +360,11 @@ def sql(
     from topolake.app.queries import query_rows
 
     result = query_rows(_spark(ctx), query, limit, format is OutputFormat.table)
-    print_rows(result.columns, result.rows, format)
+    try:
+        print_rows(result.columns, result.rows, format)
+    except BrokenPipeError:  # `| head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit
+        raise typer.Exit(0) from None
     if result.total is not None:
         say(f"showing {result.shown:,} of {result.total:,} rows (--limit 0 shows all)", "yellow")
 

@@ -161,7 +161,12 @@ def ingest(
         return hooks.spark_jobs(spark, description)
 
     return bronze.ingest(
-        spark, sources, sample=sample, label=label, step=step or bronze.DEFAULT_STEP, watch=watch
+        spark,
+        sources,
+        sample=sample,
+        label=label,
+        step=bronze.DEFAULT_STEP if step is None else step,
+        watch=watch,
     )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -37,6 +37,17 @@ def _first_line(err: Exception) -> str:
     return str(err).strip().splitlines()[0]
 
 
+def _streamed(rows: Iterator) -> Iterator[tuple]:
+    """Rows as they come; a query that fails while they are read ends in one sentence."""
+    from pyspark.errors import PySparkException
+
+    try:
+        for row in rows:
+            yield tuple(row)
+    except PySparkException as err:
+        raise UsageError(_first_line(err)) from err
+
+
 def query_rows(spark: SparkSession, query: str, limit: int | None, for_a_person: bool) -> QueryRows:
     """The rows of `query`: all of them unless `limit` says otherwise (0: no limit), except for
     a view for a person, which shows `TABLE_ROWS` by default and says how many there are in
@@ -49,7 +60,7 @@ def query_rows(spark: SparkSession, query: str, limit: int | None, for_a_person:
         cap = limit if limit is not None else (TABLE_ROWS if for_a_person else 0)
         if not for_a_person:
             capped = frame.limit(cap) if cap else frame
-            return QueryRows(columns, (tuple(r) for r in capped.toLocalIterator()))
+            return QueryRows(columns, _streamed(capped.toLocalIterator()))
         rows = [tuple(r) for r in (frame.limit(cap + 1) if cap else frame).collect()]
         if cap and len(rows) > cap:
             return QueryRows(columns, rows[:cap], cap, frame.count())

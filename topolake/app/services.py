@@ -53,6 +53,11 @@ class Running:
     port: int
     url: str
     log: str
+    started: int = 0  # the process's start time in clock ticks since boot (/proc/PID/stat)
+
+    def is_alive(self) -> bool:
+        """Running, and the same process: after a reboot its PID may be another program's."""
+        return alive(self.pid) and (not self.started or _start_ticks(self.pid) == self.started)
 
 
 # --- bookkeeping ---------------------------------------------------------------------------
@@ -84,6 +89,15 @@ def alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def _start_ticks(pid: int) -> int:
+    """When the process started (field 22 of /proc/PID/stat), 0 where unknown."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0
+    return int(stat.rsplit(")", 1)[1].split()[19])
 
 
 def _port_free(port: int) -> bool:
@@ -132,7 +146,7 @@ def _launch(
     log.parent.mkdir(parents=True, exist_ok=True)
     if user is not None:  # PostgreSQL refuses to run as root
         argv = ["runuser", "-u", user, "--", *argv]
-    with log.open("ab") as out:
+    with log.open("ab") as out, _missing_program(argv[0]):
         process = subprocess.Popen(
             argv,
             stdout=out,
@@ -154,11 +168,19 @@ def _launch(
                 f"{name} did not listen on {HOST}:{port} in {timeout:.0f} s; see {log}"
             )
         time.sleep(0.5)
-    started = Running(name, process.pid, port, url, str(log))
+    started = Running(name, process.pid, port, url, str(log), _start_ticks(process.pid))
     services = running(home)
     services[name] = started
     _record(home, services)
     return started
+
+
+@contextlib.contextmanager
+def _missing_program(program: str):
+    try:
+        yield
+    except FileNotFoundError as err:
+        raise ServiceError(f"{program} is not installed or not on PATH: {err.strerror}.") from err
 
 
 def _terminate(pid: int, grace: float = 20) -> None:
@@ -166,7 +188,7 @@ def _terminate(pid: int, grace: float = 20) -> None:
     for sig in (signal.SIGTERM, signal.SIGKILL):
         try:
             os.killpg(pid, sig)
-        except ProcessLookupError:
+        except (ProcessLookupError, PermissionError):
             return
         deadline = time.monotonic() + grace
         while alive(pid) and time.monotonic() < deadline:
@@ -187,7 +209,7 @@ def stop(home: Path, names: list[str] | None = None) -> list[str]:
     for name in reversed(list(services)):
         if names is not None and not any(name == n or name.startswith(f"{n}-") for n in names):
             continue
-        if alive(services[name].pid):
+        if services[name].is_alive():
             _terminate(services[name].pid)
             stopped.append(name)
         del services[name]
@@ -204,11 +226,13 @@ def spark_home() -> Path:
     return Path(_find_spark_home())
 
 
-def _spark_env(settings: Settings) -> dict[str, str]:
+def _spark_env(settings: Settings, conf_dir: Path | None = None) -> dict[str, str]:
+    """The environment of a Spark process of ours, its spark-defaults.conf in `conf_dir`
+    (default: the lakehouse's, which every command writes)."""
     env = {
         "SPARK_HOME": str(spark_home()),
         "SPARK_LOCAL_IP": HOST,
-        "SPARK_CONF_DIR": str(write_spark_conf(settings)),
+        "SPARK_CONF_DIR": str(write_spark_conf(settings, conf_dir)),
         "PYSPARK_PYTHON": sys.executable,
         "TOPOLAKE_HOME": str(settings.home),
     }
@@ -227,10 +251,30 @@ def start_cluster(
 ) -> str:
     """A standalone master and `workers` workers on 127.0.0.1; returns the master URL."""
     home = settings.home
-    if "master" in (known := running(home)) and alive(known["master"].pid):
-        return known["master"].url
+    cluster = {n: r for n, r in running(home).items() if n == "master" or n.startswith("worker-")}
+    if "master" in cluster and all(r.is_alive() for r in cluster.values()):
+        return cluster["master"].url
+    stop(home, ["worker", "master"])  # what is left of a cluster that did not start
     for number, option in ((port, "--port"), (webui_port, "--webui-port")):
         _check_port(number, option)
+    with _stopped_on_failure(home, ["worker", "master"]):
+        return _start_cluster(settings, workers, cores, memory, port, webui_port)
+
+
+@contextlib.contextmanager
+def _stopped_on_failure(home: Path, names: list[str]):
+    """What started before a failure is stopped: never a master without its workers."""
+    try:
+        yield
+    except BaseException:
+        stop(home, names)
+        raise
+
+
+def _start_cluster(
+    settings: Settings, workers: int, cores: int, memory: str, port: int, webui_port: int
+) -> str:
+    home = settings.home
     spark_class = str(spark_home() / "bin" / "spark-class")
     env = _spark_env(settings)
     url = f"spark://{HOST}:{port}"
@@ -296,7 +340,7 @@ def _wait_for_workers(home: Path, webui_port: int, workers: int, timeout: float 
             with urllib.request.urlopen(f"http://{HOST}:{webui_port}/json/", timeout=2) as page:
                 if json.load(page).get("aliveworkers", 0) >= workers:
                     return
-        except OSError:
+        except (OSError, ValueError):
             pass
         time.sleep(0.5)
     raise ServiceError(
@@ -318,9 +362,8 @@ class Credentials:
         return f"jdbc:postgresql://{HOST}:{self.port}/{CATALOG_DB}"
 
     def mlflow_store(self) -> str:
-        return (
-            f"postgresql+psycopg2://{WRITER}:{self.writer_password}@{HOST}:{self.port}/{MLFLOW_DB}"
-        )
+        """Without the password: it goes in PGPASSWORD, not on a command line `ps` shows."""
+        return f"postgresql+psycopg2://{WRITER}@{HOST}:{self.port}/{MLFLOW_DB}"
 
 
 def _credentials(home: Path, port: int) -> Credentials:
@@ -340,7 +383,9 @@ def _credentials(home: Path, port: int) -> Credentials:
 
 
 def _postgres_bin(program: str) -> str:
-    for candidate in sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{program}"), reverse=True):
+    installed = Path("/usr/lib/postgresql").glob(f"*/bin/{program}")
+    versions = [p for p in installed if p.parent.parent.name.isdigit()]
+    for candidate in sorted(versions, key=lambda p: int(p.parent.parent.name), reverse=True):
         return str(candidate)
     if found := shutil.which(program):
         return found
@@ -361,14 +406,34 @@ def _postgres_dir(home: Path) -> tuple[Path, str | None]:
     return Path(f"/var/tmp/topolake-postgres-{digest}"), "postgres"
 
 
+def _make_private_dir(data: Path, user: str | None) -> None:
+    """The data directory, new and owned by `user`: under /var/tmp another local user could
+    have made the path first (a symbolic link, or files PostgreSQL would run)."""
+    data.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        data.mkdir(mode=0o700)
+    except FileExistsError:
+        if data.is_symlink() or any(data.iterdir()):
+            raise ServiceError(
+                f"{data} exists and is not an empty PostgreSQL data directory of ours: "
+                "remove it, then start the services again."
+            ) from None
+    if user:
+        shutil.chown(data, user, user)
+
+
+def remove_postgres_data(home: Path) -> None:
+    """Delete the lakehouse's PostgreSQL data (stopped first): for throw-away set-ups."""
+    stop(home, ["postgres"])
+    shutil.rmtree(_postgres_dir(home)[0], ignore_errors=True)
+
+
 def start_postgres(home: Path, port: int) -> Credentials:
     """Debian's PostgreSQL on 127.0.0.1:`port` with the catalog and MLflow databases."""
     credentials = _credentials(home, port)
     data, user = _postgres_dir(home)
     if not (data / "PG_VERSION").is_file():
-        data.mkdir(parents=True, exist_ok=True)
-        if user:
-            shutil.chown(data, user, user)
+        _make_private_dir(data, user)
         initdb = [
             _postgres_bin("initdb"),
             "-D",
@@ -397,12 +462,28 @@ def start_postgres(home: Path, port: int) -> Credentials:
     return credentials
 
 
+def _connect_when_ready(socket_dir: Path, port: int, database: str, timeout: float = 60):
+    """A superuser connection once PostgreSQL accepts them (it listens before it has finished
+    starting up, e.g. while it recovers from a crash)."""
+    import psycopg2
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return psycopg2.connect(host=str(socket_dir), port=port, user="postgres",
+                                    dbname=database)  # fmt: skip
+        except psycopg2.OperationalError as err:
+            if time.monotonic() > deadline:
+                raise ServiceError(f"PostgreSQL on port {port} accepts no connection: "
+                                   f"{str(err).strip().splitlines()[-1]}") from err  # fmt: skip
+            time.sleep(0.5)
+
+
 def _create_roles(socket_dir: Path, port: int, c: Credentials) -> None:
     """The writer owns the catalog and MLflow databases; the analyst may only read."""
-    import psycopg2
     from psycopg2 import sql
 
-    admin = psycopg2.connect(host=str(socket_dir), port=port, user="postgres", dbname="postgres")
+    admin = _connect_when_ready(socket_dir, port, "postgres")
     admin.autocommit = True
     with admin.cursor() as cursor:
         for role, password in ((WRITER, c.writer_password), (ANALYST, c.analyst_password)):
@@ -421,7 +502,7 @@ def _create_roles(socket_dir: Path, port: int, c: Credentials) -> None:
                     )
                 )
     admin.close()
-    catalog = psycopg2.connect(host=str(socket_dir), port=port, user="postgres", dbname=CATALOG_DB)
+    catalog = _connect_when_ready(socket_dir, port, CATALOG_DB)
     catalog.autocommit = True
     with catalog.cursor() as cursor:
         cursor.execute(f"GRANT CONNECT ON DATABASE {CATALOG_DB} TO {ANALYST}")
@@ -470,6 +551,7 @@ def start_mlflow(home: Path, c: Credentials, port: int) -> Running:
         ],
         port,
         f"http://{HOST}:{port}",
+        env={"PGPASSWORD": c.writer_password},
         timeout=180,
     )
 
@@ -483,7 +565,7 @@ def start_thrift(settings: Settings, name: str, port: int, option: str) -> Runni
     _check_port(port, option)
     settings = replace(settings, master="local[1]")
     conf = settings.home / "services" / name / "conf"
-    env = {**_spark_env(settings), "SPARK_CONF_DIR": str(write_spark_conf(settings, conf))}
+    env = _spark_env(settings, conf)
     submit = str(spark_home() / "bin" / "spark-submit")
     return _launch(
         settings.home,
@@ -603,7 +685,7 @@ def start_services(
     home = settings.home
     known = running(home)
     names = ("postgres", "mlflow", "thrift", "thrift-analyst")
-    if all(n in known and alive(known[n].pid) for n in names):
+    if all(n in known and known[n].is_alive() for n in names):
         return TeamServices(
             _credentials(home, known["postgres"].port),
             known["mlflow"],
@@ -619,6 +701,14 @@ def start_services(
     }
     for option, port in ports.items():  # all free before anything starts
         _check_port(port, option)
+    with _stopped_on_failure(home, list(names)):
+        return _start_services(settings, postgres_port, mlflow_port, thrift_port, analyst_port)
+
+
+def _start_services(
+    settings: Settings, postgres_port: int, mlflow_port: int, thrift_port: int, analyst_port: int
+) -> TeamServices:
+    home = settings.home
     credentials = start_postgres(home, postgres_port)
     _create_default_namespace(settings, credentials)
     mlflow = start_mlflow(home, credentials, mlflow_port)

@@ -31,9 +31,12 @@ def host_port(url: str, default_port: int) -> tuple[str, int]:
 
 
 def check_master(master: str) -> None:
-    if not master.startswith("spark://"):
+    if not master.startswith("spark://") or "," in master:  # several masters (HA): Spark's job
         return
-    host, port = host_port(master, 7077)
+    try:
+        host, port = host_port(master, 7077)
+    except ValueError as err:
+        raise ConfigurationError(f"The Spark master {master} is not spark://HOST:PORT.") from err
     if why := _refused(host, port):
         raise ConfigurationError(
             f"The Spark master {master} is not reachable ({why}): start one with "
@@ -45,7 +48,12 @@ def check_catalog(settings: Settings) -> None:
     """The JDBC catalog's PostgreSQL answers, and accepts the user and password."""
     if settings.catalog_type != "jdbc":
         return
-    host, port = host_port(settings.catalog_uri, 5432)
+    try:
+        host, port = host_port(settings.catalog_uri, 5432)
+    except ValueError as err:
+        raise ConfigurationError(
+            f"TOPOLAKE_CATALOG_URI={settings.catalog_uri} is not jdbc:postgresql://HOST:PORT/DB."
+        ) from err
     if why := _refused(host, port):
         raise ConfigurationError(
             f"The catalog's PostgreSQL at {host}:{port} refuses connections ({why}): start it "

@@ -131,7 +131,10 @@ def write_spark_conf(settings: Settings, conf_dir: Path | None = None) -> Path:
     conf_dir = conf_dir or settings.spark_conf_dir
     conf_dir.mkdir(parents=True, exist_ok=True)
     lines = [f"{key} {value}" for key, value in spark_properties(settings).items()]
-    (conf_dir / "spark-defaults.conf").write_text("\n".join(lines) + "\n")
+    defaults = conf_dir / "spark-defaults.conf"
+    defaults.touch(mode=0o600)  # it may hold the catalog's password
+    defaults.chmod(0o600)
+    defaults.write_text("\n".join(lines) + "\n")
     (conf_dir / "log4j2.properties").write_text(LOG4J2_PROPERTIES)
     return conf_dir
 
