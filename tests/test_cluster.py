@@ -106,14 +106,13 @@ def test_the_pipeline_runs_on_the_cluster_with_the_shared_catalog_and_mlflow_ser
     ]
     # the tables are in PostgreSQL's catalog, not in a hadoop catalog's version files
     assert not list((team.home / "warehouse").rglob("version-hint.text"))
-    import mlflow
+    from mlflow import MlflowClient
 
-    mlflow.set_tracking_uri(team.env["MLFLOW_TRACKING_URI"])
-    trained = mlflow.search_runs(
-        experiment_names=["topolake"],
-        output_format="list",
-        filter_string="tags.`topolake.kind` = 'train'",
-    )
+    # a client of its own: mlflow.set_tracking_uri would also set MLFLOW_TRACKING_URI for every
+    # later test's subprocesses, pointing them at this module's server after it stopped
+    tracking = MlflowClient(tracking_uri=team.env["MLFLOW_TRACKING_URI"])
+    experiment = tracking.get_experiment_by_name("topolake").experiment_id
+    trained = tracking.search_runs([experiment], filter_string="tags.`topolake.kind` = 'train'")
     assert sorted(r.data.params["model"] for r in trained) == ["hlf", "inclusive"]
 
     # TensorFlow multi-worker: two barrier tasks on the two workers' executors, then evaluated
@@ -123,7 +122,7 @@ def test_the_pipeline_runs_on_the_cluster_with_the_shared_catalog_and_mlflow_ser
     run_id = distributed.stderr.strip().splitlines()[-1].split()[-1]
     evaluated = team.topolake("evaluate", run_id)
     assert evaluated.returncode == 0, evaluated.stderr[-3000:]
-    evaluation = mlflow.get_run(run_id).data
+    evaluation = tracking.get_run(run_id).data
     assert {"test_accuracy", "test_auc_ttbar"} <= set(evaluation.metrics)
     # the model and the plots went to the server's artifact store, under the lakehouse
     artifacts = {p.name for p in (team.home / "mlartifacts").rglob("*") if p.is_file()}
