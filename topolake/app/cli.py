@@ -471,10 +471,10 @@ def cluster_start(
 
 
 def _print_running(ctx: typer.Context) -> None:
-    from topolake.app.services import alive, running
+    from topolake.app.services import running
 
     rows = [
-        (r.name, r.pid, "running" if alive(r.pid) else "DEAD", r.url, r.log)
+        (r.name, r.pid, "running" if r.is_alive() else "DEAD", r.url, r.log)
         for r in running(_settings(ctx).home).values()
     ]
     print_rows(["service", "pid", "state", "address", "log"], rows)
