@@ -126,9 +126,10 @@ def _check_port(port: int, option: str) -> None:
         )
 
 
-def _last_line(log: Path) -> str:
-    lines = [line for line in log.read_text(errors="replace").splitlines() if line.strip()]
-    return lines[-1].strip()[:300] if lines else "nothing logged"
+def _last_line(text: str) -> str:
+    """The last non-blank line of a log or an output, shortened: what went wrong, usually."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    return lines[-1].strip()[:300] if lines else "nothing"
 
 
 def _launch(
@@ -160,7 +161,7 @@ def _launch(
         if process.poll() is not None:
             raise ServiceError(
                 f"{name} exited with code {process.returncode} before listening on "
-                f"{HOST}:{port}: {_last_line(log)} (log: {log})"
+                f"{HOST}:{port}: {_last_line(log.read_text(errors='replace'))} (log: {log})"
             )
         if time.monotonic() > deadline:
             _terminate(process.pid)
@@ -616,17 +617,12 @@ def beeline(url: str, user: str, statement: str, timeout: float = 120) -> str:
         env={**os.environ, "SPARK_HOME": str(spark_home()), **_java_env()},
     )
     if done.returncode:
-        raise ServiceError(f"beeline on {url} failed: {_last_line_of(done.stderr)}")
+        raise ServiceError(f"beeline on {url} failed: {_last_line(done.stderr)}")
     return re.sub(r"^\d+: jdbc:hive2://\S+> ", "", done.stdout, flags=re.M)  # its prompt
 
 
 def _java_env() -> dict[str, str]:
     return {"JAVA_HOME": home} if (home := java_home()) else {}
-
-
-def _last_line_of(text: str) -> str:
-    lines = [line for line in text.splitlines() if line.strip()]
-    return lines[-1].strip()[:300] if lines else "no output"
 
 
 def pyiceberg_catalog(settings: Settings, c: Credentials, role: str = WRITER):
