@@ -21,7 +21,7 @@ import numpy as np
 
 from ml.data import Extract, batches
 from ml.models import N_CLASSES, N_HLF, N_PARTICLE_FEATURES, build_model
-from ml.spec import INPUTS, EngineError, TrainResult, TrainSpec
+from ml.spec import INPUTS, EngineError, Patience, TrainResult, TrainSpec
 from topolake.core.spark import bigdl_jars
 
 
@@ -47,6 +47,13 @@ def start_bigdl(spark) -> tuple[int, int]:
     spark.sparkContext._jvm.java.lang.System.setProperty(
         "bigdl.utils.LoggerFilter.logFile", str(logs / "bigdl.log")
     )
+    conf = spark.sparkContext.getConf()
+    if conf.get("spark.master", "").startswith("spark://") and not conf.get("spark.cores.max"):
+        # BigDL sizes its replicas from fixed resources: executors x cores each
+        raise EngineError(
+            "BigDL on a standalone master needs the application's total cores: set "
+            "TOPOLAKE_CORES_MAX (workers x cores; `topolake cluster start` prints it)."
+        )
     try:
         init_nncontext(redirect_spark_log=False)  # adopts the running SparkContext
     except Exception as err:  # the JVM's refusal, e.g. its jar missing from the classpath
@@ -118,9 +125,11 @@ def bigdl_to_keras(weights: list[np.ndarray], name: str) -> list[np.ndarray]:
     return _converted(weights, name, _gru_to_keras, 4)
 
 
-def _samples(spec: TrainSpec, extract: Extract):
-    """Per Spark partition (a list of extract files): BigDL Samples, streamed with pyarrow."""
+def _samples(spec: TrainSpec, extract: Extract, part: str):
+    """Per Spark partition (a list of extract files): BigDL Samples of a part of the extract
+    (`ml.data.PARTS`), streamed with pyarrow."""
     inputs = INPUTS[spec.model]
+    _, where = extract.part(part)
 
     def to_samples(files):
         from bigdl.dllib.utils.common import Sample
@@ -133,6 +142,7 @@ def _samples(spec: TrainSpec, extract: Extract):
             extract.scaling,
             inputs,
             padding=spec.architecture.padding,
+            where=where,
         ):
             labels = y.astype(np.float32)
             for i in range(len(y)):
@@ -142,11 +152,11 @@ def _samples(spec: TrainSpec, extract: Extract):
     return to_samples
 
 
-def _sample_rdd(spark, spec: TrainSpec, extract: Extract, split: str, partitions: int):
-    files = [str(f) for f in extract.files(split)]
+def _sample_rdd(spark, spec: TrainSpec, extract: Extract, part: str, partitions: int):
+    files = [str(f) for f in extract.part(part)[0]]
     return (
         spark.sparkContext.parallelize(files, max(1, min(partitions, len(files))))
-        .mapPartitions(_samples(spec, extract))
+        .mapPartitions(_samples(spec, extract, part))
         .repartition(partitions)
         .cache()
     )
@@ -159,13 +169,16 @@ def _evaluated(model, rdd, batch_size: int) -> dict[str, float]:
 
 
 def train_bigdl(spark, spec: TrainSpec, extract: Extract, workers: int, log=print) -> TrainResult:
-    """Train with BigDL's distributed optimizer over `workers` partitions of the extract."""
+    """Train with BigDL's distributed optimizer over `workers` partitions of the extract, one
+    `fit` per epoch, stopping early on the validation fifth's loss in this loop (BigDL's own
+    end triggers watch the training loss, not a validation loss) by `Patience`, the rule of
+    Keras's EarlyStopping, and keeping the weights of the best epoch."""
     from bigdl.dllib.optim.optimizer import Adam
 
     nodes, cores = start_bigdl(spark)
     spec = bigdl_spec(spec)
     replicas = nodes * cores
-    events = extract.events.get("train", 0)
+    events = extract.part_events("train")
     # BigDL splits each global batch over every core (a multiple of the replicas), and a
     # batch larger than a partition's rows fails: tiny samples get smaller batches
     per_core = min(spec.batch_size, max(1, events // (2 * replicas)))
@@ -176,7 +189,7 @@ def train_bigdl(spark, spec: TrainSpec, extract: Extract, workers: int, log=prin
         )
     global_batch = per_core * replicas
     train = _sample_rdd(spark, spec, extract, "train", workers)
-    test = _sample_rdd(spark, spec, extract, "test", workers)
+    validation = _sample_rdd(spark, spec, extract, "validation", workers)
     initial = build_model(spec.model, spec.max_particles, spec.architecture, spec.seed)
     model = build_bigdl(spec.model, spec.max_particles, spec)
     model.set_weights(keras_to_bigdl(initial.get_weights(), spec.model))
@@ -188,21 +201,27 @@ def train_bigdl(spark, spec: TrainSpec, extract: Extract, workers: int, log=prin
     history: dict[str, list[float]] = {}
     started = time.perf_counter()
     trained_seconds = 0.0
+    patience, best_weights = Patience(spec.patience), None
     for epoch in range(spec.epochs):
         epoch_started = time.perf_counter()
         model.fit(train, batch_size=global_batch, nb_epoch=1, distributed=True)
         trained_seconds += time.perf_counter() - epoch_started
         scores = _evaluated(model, train, global_batch)
-        scores |= {f"val_{k}": v for k, v in _evaluated(model, test, global_batch).items()}
+        scores |= {f"val_{k}": v for k, v in _evaluated(model, validation, global_batch).items()}
         for metric, value in scores.items():
             history.setdefault(metric, []).append(value)
         log(
             f"epoch {epoch + 1}/{spec.epochs}: "
             + ", ".join(f"{k} {v:.4f}" for k, v in scores.items())
         )
+        if patience.improved(scores["val_loss"]) or best_weights is None:
+            best_weights = model.get_weights()
+        if patience.exhausted:
+            log(f"early stop: val_loss has not fallen for {spec.patience} epoch(s)")
+            break
     train.unpersist()
-    test.unpersist()
-    weights = bigdl_to_keras(model.get_weights(), spec.model)
+    validation.unpersist()
+    weights = bigdl_to_keras(best_weights, spec.model)
     if not all(np.isfinite(w).all() for w in weights):
         raise EngineError("BigDL training diverged: the weights are not finite.")
     return TrainResult(
@@ -211,5 +230,5 @@ def train_bigdl(spark, spec: TrainSpec, extract: Extract, workers: int, log=prin
         replicas,
         True,  # one set of weights: BigDL's replicas are synchronised every iteration
         time.perf_counter() - started,
-        events * spec.epochs / trained_seconds if trained_seconds else 0.0,
+        events * len(history["loss"]) / trained_seconds if trained_seconds else 0.0,
     )

@@ -83,9 +83,55 @@ def pin_gold(spark: SparkSession, snapshot: str | None, skip_validation: bool) -
     )
 
 
+#: The parts of an extract a model sees: it is fitted on "train" (the training split less the
+#: validation fifth), stopped early and tuned on "validation", and evaluated once on "test".
+PARTS = ("train", "validation", "test")
+#: The validation fifth: the training events whose shuffle key, Spark's
+#: `xxhash64(content_hash, entry, SHUFFLE_SALT)` (a hash of the event's identity only, salted
+#: to be independent of the train/test split's hash), is 0 modulo 5. The same
+#: event is in it on every run, engine and grid point, and it never holds a test event: it is
+#: drawn from the training split's files.
+VALIDATION_SHARE = 5
+SHUFFLE_SALT = "shuffle"
+#: Granularity of `fraction` (a grid search's share of the fitted part), by the same key.
+QUOTA = 1000
+
+RowFilter = Callable[[pa.RecordBatch], np.ndarray]
+
+
+def in_validation(shuffle_key: np.ndarray) -> np.ndarray:
+    """Which events (by shuffle key) belong to the validation fifth of the training split."""
+    return np.remainder(shuffle_key, VALIDATION_SHARE) == 0
+
+
+def part_rows(part: str, fraction: float = 1.0) -> RowFilter | None:
+    """The row filter of `part` over its split's files (None: every row): the validation
+    fifth, or `fraction` of the rest of the training split (chosen by the same key, so a
+    smaller fraction is a subset of a larger one)."""
+    if part not in PARTS:
+        raise ValueError(f"unknown part {part!r}: one of {', '.join(PARTS)}")
+    if part == "test":
+        return None
+
+    def rows(record: pa.RecordBatch) -> np.ndarray:
+        key = record.column("shuffle_key").to_numpy()
+        held_out = in_validation(key)
+        if part == "validation":
+            return held_out
+        return ~held_out & ((key // VALIDATION_SHARE) % QUOTA < round(fraction * QUOTA))
+
+    return rows
+
+
 @dataclass(frozen=True)
 class Scaling:
-    """Fitted on the training split only (PHYSICS.md); saved with the model."""
+    """Fitted on the training split only (PHYSICS.md); saved with the model.
+
+    The training split here includes its validation fifth: the scaling uses no labels, so
+    the validation events' features shaping a minimum or a mean tells the early stopping and
+    the grid search nothing about how well a model classifies them; and one scaling per
+    extract keeps every model trained on it evaluable with the scaling saved beside it.
+    """
 
     hlf_min: list[float]
     hlf_max: list[float]
@@ -119,6 +165,24 @@ class Extract:
 
     def files(self, split: str) -> list[Path]:
         return sorted((self.path / f"split={split}").glob("*.parquet"))
+
+    def part(self, name: str, fraction: float = 1.0) -> tuple[list[Path], RowFilter | None]:
+        """(files, row filter) of a part (`PARTS`): "train" and "validation" read the
+        training split's files, "test" the test split's."""
+        split = "test" if name == "test" else "train"
+        return self.files(split), part_rows(name, fraction)
+
+    def part_events(self, name: str, fraction: float = 1.0) -> int:
+        """Events in a part (the training split's parts are counted from their shuffle keys:
+        one column, streamed)."""
+        files, where = self.part(name, fraction)
+        if where is None:
+            return self.events.get(name, 0)
+        return sum(
+            int(where(record).sum())
+            for file in files
+            for record in pq.ParquetFile(file).iter_batches(columns=["shuffle_key"])
+        )
 
 
 def extract(spark: SparkSession, settings: Settings, gold: GoldSnapshot) -> Extract:
@@ -156,7 +220,7 @@ def _write_extract(spark: SparkSession, gold: GoldSnapshot, path: Path) -> None:
             "split",
             F.array(*[F.col(f).cast("float") for f in HLF_FEATURES]).alias("hlf"),
             "particles",
-            F.xxhash64("content_hash", "entry", F.lit("shuffle")).alias("shuffle_key"),
+            F.xxhash64("content_hash", "entry", F.lit(SHUFFLE_SALT)).alias("shuffle_key"),
         )
     )
     staging = path.with_name(path.name + ".tmp")
@@ -232,8 +296,9 @@ def batches(
     padding: str = "post",
     where: Callable[[pa.RecordBatch], np.ndarray] | None = None,
 ) -> Iterator[tuple[tuple[np.ndarray, ...], np.ndarray]]:
-    """Scaled (inputs, labels) batches of this worker's share (every n-th event) of `files`,
-    of the rows `where` (a mask over a record batch with `shuffle_key`) keeps."""
+    """Scaled (inputs, labels) batches of this worker's share of the rows of `files` that
+    `where` (a mask over a record batch with `shuffle_key`) keeps: every n-th kept row, so
+    the workers' shares differ by one row at most."""
     rank, workers = shard
     columns = [
         "label",
@@ -246,9 +311,9 @@ def batches(
     pending_rows = 0
     for file in files:
         for record in pq.ParquetFile(file).iter_batches(batch_size=4096, columns=columns):
-            mine = (np.arange(seen, seen + record.num_rows) % workers) == rank
-            mine = np.nonzero(mine & where(record) if where else mine)[0]
-            seen += record.num_rows
+            kept = np.nonzero(where(record))[0] if where else np.arange(record.num_rows)
+            mine = kept[(np.arange(seen, seen + len(kept)) % workers) == rank]
+            seen += len(kept)
             pending.append(record.take(pa.array(mine)))
             pending_rows += len(mine)
             while pending_rows >= batch_size:

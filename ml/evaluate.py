@@ -3,11 +3,17 @@
 Scores stream through the model batch by batch (the same padding and scaling as in training,
 read from the run); the metrics are the reference's: accuracy, one-vs-rest ROC and AUC per
 class, the confusion matrix, and the tt̄ and W+jets selector curves (signal efficiency against
-false-positive rate). Plots and numbers are logged back to the run.
+false-positive rate), accuracy and AUCs with a 95 % bootstrap interval over the test events
+(`ml.uncertainty`). Plots and numbers are logged back to the run; the scores are kept beside
+them (`scores.npz`) so that two runs on the same test events can be compared paired.
+
+This is the one place a model meets the test split: training stops early, and the grid
+search chooses, on the validation fifth of the training split.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -15,8 +21,18 @@ from pathlib import Path
 import numpy as np
 
 from ml.data import Extract, GoldSnapshot, batches, extract
-from ml.spec import INPUTS, TrainSpec
+from ml.spec import INPUTS, TrainSpec, best_epoch
 from ml.tracking import EXPERIMENT, load_model, use_tracking
+from ml.uncertainty import (
+    LEVEL,
+    REPLICATES,
+    SEED,
+    excludes_zero,
+    intervals,
+    overlap,
+    paired_differences,
+    present_classes,
+)
 from topolake.core.errors import UsageError
 from topolake.core.settings import Settings
 from topolake.core.vocabulary import CLASSES
@@ -45,9 +61,21 @@ class Evaluation:
     auc: dict[str, float]
     confusion: list[list[int]]  # rows: true class, columns: predicted class
     plots: dict[str, str] = field(default_factory=dict)  # name -> PNG path
+    # "accuracy", "auc_<class>" -> [low, high]: the 95 % bootstrap interval over test events
+    intervals: dict[str, list[float]] = field(default_factory=dict)
+    bootstrap: dict[str, float] = field(default_factory=dict)  # replicates, seed, level
+    test_set: str = ""  # which test events: the extract's key (the same events, same order)
+    scores: str = ""  # scores.npz: the scores and labels, for paired comparisons
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
+
+    def value(self, name: str) -> float:
+        """A metric by its `ml.uncertainty` name: "accuracy" or "auc_<class>"."""
+        return self.accuracy if name == "accuracy" else self.auc[name.removeprefix("auc_")]
+
+    def metric_names(self) -> list[str]:
+        return ["accuracy", *(f"auc_{c}" for c in CLASSES if c in self.auc)]
 
 
 def latest_training_run(settings: Settings) -> str:
@@ -67,13 +95,14 @@ def latest_training_run(settings: Settings) -> str:
     return runs[0].info.run_id
 
 
-def predict(model, spec: TrainSpec, data: Extract, split: str = "test", where=None):
-    """(class probabilities, true labels) over a split of the extract (the rows `where`
-    keeps, see `ml.data.batches`)."""
+def predict(model, spec: TrainSpec, data: Extract, part: str = "test"):
+    """(class probabilities, true labels) over a part of the extract (`ml.data.PARTS`), in
+    the extract's order (the same events in the same order for every run on it)."""
     scores, labels = [], []
     inputs = INPUTS[spec.model]
+    files, where = data.part(part)
     for x, y in batches(
-        data.files(split),
+        files,
         1024,
         spec.max_particles,
         data.scaling,
@@ -84,7 +113,7 @@ def predict(model, spec: TrainSpec, data: Extract, split: str = "test", where=No
         scores.append(model.predict_on_batch(list(x) if len(x) > 1 else x[0]))
         labels.append(y)
     if not labels:
-        raise EvaluationError(f"the {split} split of {data.path} is empty.")
+        raise EvaluationError(f"the {part} part of {data.path} is empty.")
     return np.concatenate(scores), np.concatenate(labels)
 
 
@@ -93,9 +122,8 @@ def metrics(scores: np.ndarray, labels: np.ndarray) -> tuple[float, dict, list[l
 
     accuracy = float(np.mean(np.argmax(scores, axis=1) == labels))
     auc = {
-        name: float(roc_auc_score(labels == i, scores[:, i]))
-        for i, name in enumerate(CLASSES)
-        if 0 < np.sum(labels == i) < len(labels)
+        name: float(roc_auc_score(labels == CLASSES.index(name), scores[:, CLASSES.index(name)]))
+        for name in present_classes(labels)
     }
     confusion = confusion_matrix(labels, np.argmax(scores, axis=1), labels=range(len(CLASSES)))
     return accuracy, auc, confusion.tolist()
@@ -173,9 +201,12 @@ def plot(scores, labels, evaluation: Evaluation, history: dict, out: Path) -> di
     if history.get("loss"):
         fig, ax = plt.subplots(figsize=(9, 7))
         epochs = range(1, len(history["loss"]) + 1)
-        for key, label in (("loss", "training"), ("val_loss", "test split")):
+        labels_of = (("loss", "training"), ("val_loss", "validation fifth of the training split"))
+        for key, label in labels_of:
             if history.get(key):
                 ax.plot(epochs, history[key], marker="o", label=label)
+        if best := best_epoch(history):
+            ax.axvline(best, color="gray", ls=":", label=f"best epoch ({best}): weights kept")
         ax.set(xlabel="Epoch", ylabel="Cross-entropy loss", title=title)
         ax.legend()
         paths["loss"] = _save(fig, out / "loss.png")
@@ -225,6 +256,7 @@ def evaluate_run(
         raise EvaluationError(f"the extract at {data.path} no longer matches run {run_id}.")
     scores, labels = predict(model, spec, data)
     accuracy, auc, confusion = metrics(scores, labels)
+    out = out or settings.home / "evaluations" / run_id
     evaluation = Evaluation(
         run_id,
         spec.model,
@@ -233,19 +265,38 @@ def evaluate_run(
         accuracy,
         auc,
         confusion,
+        intervals={k: list(v) for k, v in intervals(scores, labels).items()},
+        bootstrap={"replicates": REPLICATES, "seed": SEED, "level": LEVEL},
+        test_set=f"{data.gold.key}/test",
+        scores=str(out / "scores.npz"),
     )
-    out = out or settings.home / "evaluations" / run_id
     evaluation.plots = plot(scores, labels, evaluation, history_of(run_id), out)
+    np.savez_compressed(out / "scores.npz", scores=scores.astype(np.float32), labels=labels)
     (out / "evaluation.json").write_text(evaluation.to_json())
     with mlflow.start_run(run_id=run_id):
-        aucs = {f"test_auc_{name}": value for name, value in auc.items()}
-        mlflow.log_metrics({"test_accuracy": accuracy, **aucs})
+        values = {f"test_{name}": evaluation.value(name) for name in evaluation.metric_names()}
+        bounds = {
+            f"test_{name}_ci_{end}": bound
+            for name, (low, high) in evaluation.intervals.items()
+            for end, bound in (("low", low), ("high", high))
+        }
+        mlflow.log_metrics({**values, **bounds})
         mlflow.log_artifacts(str(out), "evaluation")
     return evaluation
 
 
+def with_interval(evaluation: Evaluation, name: str) -> str:
+    """A metric, and its 95 % interval where the evaluation has one: 0.9123 [0.9050, 0.9190]."""
+    text = f"{evaluation.value(name):.4f}"
+    if name in evaluation.intervals:
+        low, high = evaluation.intervals[name]
+        text += f" [{low:.4f}, {high:.4f}]"
+    return text
+
+
 def comparison_rows(evaluations: list[Evaluation]) -> list[tuple[str, ...]]:
-    """Rows of (model, engine, events, accuracy, AUC per class) beside the reference's."""
+    """Rows of (model, engine, events, accuracy, AUC per class, each with its 95 % interval)
+    beside the reference's."""
     rows = []
     for e in evaluations:
         reference = REFERENCE[e.model]
@@ -254,8 +305,8 @@ def comparison_rows(evaluations: list[Evaluation]) -> list[tuple[str, ...]]:
                 e.model,
                 e.engine,
                 f"{e.events:,}",
-                f"{e.accuracy:.4f}",
-                *(f"{e.auc[c]:.4f}" if c in e.auc else "-" for c in CLASSES),
+                with_interval(e, "accuracy"),
+                *(with_interval(e, f"auc_{c}") if c in e.auc else "-" for c in CLASSES),
                 f"{reference['accuracy']:.4f}",
                 *(f"{reference['auc'][c]:.4f}" if c in reference["auc"] else "-" for c in CLASSES),
             )
@@ -272,3 +323,50 @@ COMPARISON_COLUMNS = (
     "reference accuracy",
     *(f"reference AUC {c}" for c in CLASSES),
 )
+
+
+def _paired_scores(a: Evaluation, b: Evaluation) -> tuple[np.ndarray, ...] | None:
+    """(labels, a's scores, b's scores) if both runs scored the same test events, in the same
+    order (the same extract's test split, and the labels agree event by event); else None."""
+    if not (a.test_set and a.test_set == b.test_set and a.scores and b.scores):
+        return None
+    try:
+        first, second = np.load(a.scores), np.load(b.scores)
+    except OSError:
+        return None
+    if not np.array_equal(first["labels"], second["labels"]):
+        return None
+    return first["labels"], first["scores"], second["scores"]
+
+
+def differences(evaluations: list[Evaluation]) -> list[dict]:
+    """For each pair of evaluations and each metric both have: the difference and whether it
+    is significant. On the same test events, a paired bootstrap (the same resampled events
+    for both models): significant when the 95 % interval of the difference excludes 0. On
+    different events, all that can be said is whether the two intervals overlap."""
+    rows = []
+    for a, b in itertools.combinations(evaluations, 2):
+        paired = _paired_scores(a, b)
+        bounds = paired_differences(*paired) if paired else {}
+        for name in (n for n in a.metric_names() if n in b.metric_names()):
+            row = {
+                "metric": name,
+                "first": f"{a.model} ({a.engine})",
+                "second": f"{b.model} ({b.engine})",
+                "difference": a.value(name) - b.value(name),
+                "interval": bounds.get(name),
+            }
+            if name in bounds:
+                row["method"] = "paired bootstrap, same test events"
+                row["verdict"] = "significant" if excludes_zero(bounds[name]) else "not significant"
+            elif name in a.intervals and name in b.intervals:
+                row["method"] = "different test events: the two intervals"
+                row["verdict"] = (
+                    "intervals overlap"
+                    if overlap(a.intervals[name], b.intervals[name])
+                    else "intervals do not overlap"
+                )
+            else:
+                row["method"], row["verdict"] = "no intervals", "-"
+            rows.append(row)
+    return rows

@@ -4,6 +4,14 @@
 MultiWorkerMirroredStrategy whose TF_CONFIG comes from the barrier context (the addresses of
 all tasks, gathered with allGather). Each worker streams its share of the extract; gradients
 are all-reduced every step, so every rank ends with the same weights, which is checked.
+
+Training fits on the training split less its validation fifth and stops early on the
+validation fifth's loss (`ml.data.PARTS`); the test split is left to `ml.evaluate`. Under
+MultiWorkerMirroredStrategy the validation loss each rank's EarlyStopping reads is global:
+Keras's metrics are sync-on-read variables (aggregation SUM of total and count), and at the
+end of an evaluation `Model.evaluate` replaces the last step's logs with `metric.result()`
+read in cross-replica context, which all-reduces them over every worker. Every rank thus sees
+the same val_loss, stops at the same epoch and restores the same epoch's weights (checked).
 """
 
 from __future__ import annotations
@@ -25,7 +33,12 @@ from ml.spec import INPUTS, EngineError, TooManyWorkers, TrainResult, TrainSpec
 
 
 def tf_dataset(files, spec: TrainSpec, scaling: Scaling, shard=(0, 1), repeat=True, where=None):
-    """Batches of the extract as a tf.data pipeline (repeated: steps per epoch are fixed)."""
+    """Batches of the extract as a tf.data pipeline (repeated: steps per epoch are fixed).
+
+    Keras starts a fresh iterator for every validation pass, so with `validation_steps` =
+    ceil(events / global batch) each pass reads the same events: every one of them, except
+    that with several workers a rank whose share fills one batch fewer than the others' reads
+    its first batch twice (the same one every epoch)."""
     import tensorflow as tf
 
     from ml.models import N_HLF, N_PARTICLE_FEATURES
@@ -39,7 +52,8 @@ def tf_dataset(files, spec: TrainSpec, scaling: Scaling, shard=(0, 1), repeat=Tr
 
     def generate():
         while True:
-            yield from batches(
+            empty = True
+            for batch in batches(
                 files,
                 spec.batch_size,
                 spec.max_particles,
@@ -48,9 +62,13 @@ def tf_dataset(files, spec: TrainSpec, scaling: Scaling, shard=(0, 1), repeat=Tr
                 shard,
                 spec.architecture.padding,
                 where,
-            )
+            ):
+                empty = False
+                yield batch
             if not repeat:
                 return
+            if empty:  # repeating nothing would never end
+                raise EngineError(f"worker {shard[0]} of {shard[1]} has no rows to read.")
 
     dataset = tf.data.Dataset.from_generator(generate, output_signature=signature)
     if len(inputs) == 1:
@@ -61,14 +79,21 @@ def tf_dataset(files, spec: TrainSpec, scaling: Scaling, shard=(0, 1), repeat=Tr
 
 
 def _fit(model, spec: TrainSpec, extract: Extract, shard, log) -> tuple[dict, float]:
-    """Fit with a fixed number of steps per epoch, the same on every worker."""
+    """Fit with a fixed number of steps per epoch, the same on every worker, for at most
+    `spec.epochs` epochs: EarlyStopping on the validation fifth's loss ends it after
+    `spec.patience` epochs without a lower one and restores the best epoch's weights."""
     import tf_keras as keras
 
     workers = shard[1]
-    steps = max(1, math.ceil(extract.events.get("train", 0) / (spec.batch_size * workers)))
-    validation_steps = max(
-        1, math.ceil(extract.events.get("test", 0) / (spec.batch_size * workers))
-    )
+    events = {part: extract.part_events(part) for part in ("train", "validation")}
+    for part, count in events.items():
+        if count < workers:
+            raise EngineError(
+                f"the {part} part of {extract.path} has {count} events, fewer than the "
+                f"{workers} workers."
+            )
+    steps = math.ceil(events["train"] / (spec.batch_size * workers))
+    validation_steps = math.ceil(events["validation"] / (spec.batch_size * workers))
 
     class EpochLog(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
@@ -76,18 +101,33 @@ def _fit(model, spec: TrainSpec, extract: Extract, shard, log) -> tuple[dict, fl
             log(f"epoch {epoch + 1}/{spec.epochs}: {shown}")
 
     started = time.perf_counter()
+    train_files, train_rows = extract.part("train")
+    validation_files, validation_rows = extract.part("validation")
     history = model.fit(
-        tf_dataset(extract.files("train"), spec, extract.scaling, shard),
+        tf_dataset(train_files, spec, extract.scaling, shard, where=train_rows),
         epochs=spec.epochs,
         steps_per_epoch=steps,
-        validation_data=tf_dataset(extract.files("test"), spec, extract.scaling, shard),
+        validation_data=tf_dataset(
+            validation_files, spec, extract.scaling, shard, where=validation_rows
+        ),
         validation_steps=validation_steps,
-        callbacks=[EpochLog()],
+        callbacks=[EpochLog(), early_stopping(spec.patience)],
         verbose=0,
     )
     seconds = time.perf_counter() - started
-    trained = steps * spec.batch_size * workers * spec.epochs
-    return {k: [float(v) for v in vs] for k, vs in history.history.items()}, trained / seconds
+    history = {k: [float(v) for v in vs] for k, vs in history.history.items()}
+    trained = steps * spec.batch_size * workers * len(history["loss"])
+    return history, trained / seconds
+
+
+def early_stopping(patience: int):
+    """Stop once val_loss has not fallen for `patience` epochs; keep the best epoch's weights
+    (restored at the end of training whether or not it stopped early)."""
+    import tf_keras as keras
+
+    return keras.callbacks.EarlyStopping(
+        monitor="val_loss", patience=patience, restore_best_weights=True
+    )
 
 
 def digest(weights: list[np.ndarray]) -> str:
@@ -214,6 +254,8 @@ def train_distributed(spark, spec: TrainSpec, extract: Extract, workers: int) ->
     first = next(r for r in ranks if r["rank"] == 0)
     if any(r["replicas"] != workers for r in ranks):
         raise EngineError(f"the strategy synchronised {first['replicas']} replicas, not {workers}.")
+    if len({len(r["history"]["loss"]) for r in ranks}) > 1:
+        raise EngineError("the workers stopped early at different epochs.")
     return TrainResult(
         first["weights"],
         first["history"],

@@ -60,7 +60,9 @@ def log_training(
     result: TrainResult,
     model,
 ) -> str:
-    """One MLflow run: params, a metric per epoch, lineage tags, the model with its scaling."""
+    """One MLflow run: params (`patience` among the spec's), a metric per epoch (val_* on the
+    validation fifth of the training split), the epoch whose weights were kept and how many
+    ran, lineage tags, the model with its scaling."""
     import mlflow
 
     use_tracking(settings)
@@ -73,7 +75,8 @@ def log_training(
                 **params,
                 "engine": engine,
                 "workers": workers,
-                "train_events": extract.events.get("train", 0),
+                "train_events": extract.part_events("train"),  # fitted on
+                "validation_events": extract.part_events("validation"),
                 "test_events": extract.events.get("test", 0),
             }
         )
@@ -93,8 +96,15 @@ def log_training(
         for metric, values in result.history.items():
             for epoch, value in enumerate(values):
                 mlflow.log_metric(metric, value, step=epoch + 1)
+        best = result.best_epoch
         mlflow.log_metrics(
-            {"train_seconds": result.seconds, "samples_per_second": result.samples_per_second}
+            {
+                "train_seconds": result.seconds,
+                "samples_per_second": result.samples_per_second,
+                "epochs_run": result.epochs_run,
+                "best_epoch": best,
+                **({"best_val_loss": result.history["val_loss"][best - 1]} if best else {}),
+            }
         )
         with tempfile.TemporaryDirectory() as tmp:
             save_model(Path(tmp), model, extract.scaling, spec)

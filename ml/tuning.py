@@ -1,8 +1,10 @@
 """Grid search on Spark: every grid point trains as its own Spark task.
 
 Each point is a one-task Spark job that trains a single-process model on a share of the
-pinned extract (`fraction` of the training split) and scores it on a fixed held-out fifth of
-the training split (the test split stays untouched for evaluation). A finished point is
+pinned extract (`fraction` of the training split less its validation fifth) for exactly its
+`epochs` (the epochs are one of the grid's axes) and scores it on the validation fifth, the
+same events `topolake train` stops early on (`ml.data.PARTS`); the test split stays untouched
+for evaluation. A finished point is
 merged into `lake.ml.tuning_results` at once, keyed by the snapshot, model, fraction, seed and
 parameters, so an interrupted search that is run again skips the points already done.
 """
@@ -35,8 +37,6 @@ from topolake.core.vocabulary import MODELS
 SPEC_KEYS = {"batch_size": int, "epochs": int, "learning_rate": float, "max_particles": int}
 ARCH_KEYS = {"gru_units": int, "inclusive_dense": int, "dropout": float}
 DENSE_KEYS = ("dense_1", "dense_2", "dense_3")
-VALIDATION_SHARE = 5  # every 5th training event (by shuffle key) is held out for scoring
-QUOTA = 1000
 
 
 class GridError(UsageError):
@@ -100,19 +100,6 @@ def point_key(data: Extract, grid: Grid, seed: int, point: dict) -> str:
     return hashlib.sha1(text.encode()).hexdigest()[:20]
 
 
-def tuning_rows(part: str, fraction: float):
-    """Row filter of the training split: the held-out fifth, or `fraction` of the rest."""
-
-    def rows(record) -> np.ndarray:
-        key = record.column("shuffle_key").to_numpy()
-        held_out = key % VALIDATION_SHARE == 0
-        if part == "validation":
-            return held_out
-        return ~held_out & ((key // VALIDATION_SHARE) % QUOTA < round(fraction * QUOTA))
-
-    return rows
-
-
 def train_point(spec: TrainSpec, data: Extract, fraction: float) -> dict:
     """Runs inside a Spark task: train one grid point in this process, score it."""
     import tensorflow as tf
@@ -126,9 +113,8 @@ def train_point(spec: TrainSpec, data: Extract, fraction: float) -> dict:
         tf.config.threading.set_inter_op_parallelism_threads(1)
     except RuntimeError:
         pass  # this Python worker already trained a point with the same settings
-    files = data.files("train")
-    train_rows, validation_rows = tuning_rows("train", fraction), tuning_rows("validation", 1)
-    events = sum(int(mask.sum()) for mask in _masks(files, train_rows))
+    files, train_rows = data.part("train", fraction)
+    events = data.part_events("train", fraction)
     started = time.perf_counter()
     model = compile_model(
         build_model(spec.model, spec.max_particles, spec.architecture, spec.seed),
@@ -140,7 +126,7 @@ def train_point(spec: TrainSpec, data: Extract, fraction: float) -> dict:
         steps_per_epoch=max(1, math.ceil(events / spec.batch_size)),
         verbose=0,
     )
-    scores, labels = predict(model, spec, data, "train", where=validation_rows)
+    scores, labels = predict(model, spec, data, "validation")
     return {
         "train_events": events,
         "validation_events": len(labels),
@@ -148,14 +134,6 @@ def train_point(spec: TrainSpec, data: Extract, fraction: float) -> dict:
         **validation_scores(scores, labels),
         "seconds": time.perf_counter() - started,
     }
-
-
-def _masks(files, where):
-    import pyarrow.parquet as pq
-
-    for file in files:
-        for record in pq.ParquetFile(file).iter_batches(columns=["shuffle_key"]):
-            yield where(record)
 
 
 def validation_scores(scores: np.ndarray, labels: np.ndarray) -> dict[str, float]:

@@ -6,7 +6,10 @@ particles in Python.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import awkward as ak
 import numpy as np
@@ -36,6 +39,12 @@ HEAVY_FLAVOUR_HADRONS = (
     4332,
 )
 
+#: The QCD sample's decay settings: every weakly decaying b and c hadron decays to e or mu.
+FORCED_SEMILEPTONIC = [
+    *(f"{h}:onMode = off" for h in HEAVY_FLAVOUR_HADRONS),
+    *(f"{h}:onIfAny = 11 13" for h in HEAVY_FLAVOUR_HADRONS),
+]
+
 PROCESSES: dict[str, list[str]] = {
     "ttbar": ["Top:gg2ttbar = on", "Top:qqbar2ttbar = on"],
     "wjets": [
@@ -50,8 +59,7 @@ PROCESSES: dict[str, list[str]] = {
         "HardQCD:hardbbbar = on",
         "HardQCD:hardccbar = on",
         "PhaseSpace:pTHatMin = 60",
-        *(f"{h}:onMode = off" for h in HEAVY_FLAVOUR_HADRONS),
-        *(f"{h}:onIfAny = 11 13" for h in HEAVY_FLAVOUR_HADRONS),
+        *FORCED_SEMILEPTONIC,
     ],
 }
 
@@ -79,16 +87,69 @@ class LeptonFilter:
     cone: float = 0.3
 
 
-def make_pythia(sample: str, seed: int) -> pythia8mc.Pythia:
+def make_pythia(sample: str, seed: int, extra: Sequence[str] = ()) -> pythia8mc.Pythia:
+    """An initialised Pythia for `sample`; `extra` settings come last, so they win."""
     if sample not in PROCESSES:
         raise ValueError(f"Unknown sample {sample!r}: choose one of {', '.join(SAMPLES)}.")
+    return configured_pythia(
+        [*COMMON_SETTINGS, f"Random:seed = {seed}", *PROCESSES[sample], *extra], sample
+    )
+
+
+def configured_pythia(settings: Sequence[str], purpose: str) -> pythia8mc.Pythia:
     pythia = pythia8mc.Pythia("", False)
-    for setting in [*COMMON_SETTINGS, f"Random:seed = {seed}", *PROCESSES[sample]]:
+    for setting in settings:
         if not pythia.readString(setting):
             raise RuntimeError(f"Pythia refused the setting {setting!r}")
     if not pythia.init():
-        raise RuntimeError(f"Pythia failed to initialise for sample {sample!r}")
+        raise RuntimeError(f"Pythia failed to initialise for {purpose!r}")
     return pythia
+
+
+@dataclass(frozen=True)
+class Batch:
+    """What one generator call made: the events that may pass the filter, and their cost.
+
+    `events` are records with a `prt` field laid out as Pythia's `nextBatch` lays it out, only
+    those with a lepton candidate (`has_lepton_candidate`): the others cannot pass the filter.
+    `hard[i]` numbers the hard event that `events[i]` was decayed from, in generation order;
+    with re-decays several events share one, otherwise each event is its own hard event.
+    """
+
+    events: ak.Array
+    hard: np.ndarray
+    #: hard events generated (hard process, showers, MPI, hadronisation)
+    hard_events: int
+    #: events made from them: hard_events times the decays of each
+    decayed: int
+
+
+class EventSource(Protocol):
+    """Makes batches of events; `pythia` generates the hard events, `timings` add up seconds
+    spent generating them, re-decaying them and assembling/preselecting the events."""
+
+    pythia: pythia8mc.Pythia
+    timings: dict[str, float]
+
+    def next_batch(self, size: int) -> Batch: ...
+
+
+class PlainEvents:
+    """The plain method: each hard event is decayed once, in Pythia's own `nextBatch`."""
+
+    def __init__(self, sample: str, seed: int, cut: LeptonFilter):
+        self.pythia = make_pythia(sample, seed)
+        self.cut = cut
+        self.timings = dict.fromkeys(("generate", "redecay", "assemble"), 0.0)
+
+    def next_batch(self, size: int) -> Batch:
+        started = time.perf_counter()
+        events = self.pythia.nextBatch(size)
+        self.timings["generate"] += time.perf_counter() - started
+        started = time.perf_counter()
+        candidates = np.flatnonzero(has_lepton_candidate(events.prt, self.cut))
+        self.timings["assemble"] += time.perf_counter() - started
+        return Batch(events[candidates], candidates, len(events), len(events))
 
 
 class ChargeTable:
@@ -150,6 +211,32 @@ def particles_of(batch: ak.Array, charges: ChargeTable) -> tuple[ak.Array, ak.Ar
 def delta_r(eta1, phi1, eta2, phi2):
     dphi = (phi2 - phi1 + np.pi) % (2 * np.pi) - np.pi
     return np.hypot(eta2 - eta1, dphi)
+
+
+def has_lepton_candidate(prt: ak.Array, cut: LeptonFilter) -> np.ndarray:
+    """Boolean per event of Pythia records: a final e or mu inside the filter's pT and |eta|.
+
+    The filter's condition without the isolation, so an event without a candidate cannot pass
+    it; evaluated on the raw record, before `particles_of` builds the particles.
+    """
+    abs_id = abs(prt.id)
+    leptons = prt[(prt.status > 0) & ((abs_id == 11) | (abs_id == 13))]
+    pt, eta, _ = kinematics(leptons.p.px, leptons.p.py, leptons.p.pz)
+    return ak.to_numpy(ak.any((pt > cut.pt_min) & (abs(eta) < cut.eta_max), axis=1))
+
+
+def first_per_hard_event(passed: np.ndarray, hard: np.ndarray) -> np.ndarray:
+    """`passed` with only the first passing event of each hard event left True.
+
+    The re-decay policy: copies of one hard event share its jets and most of its particles,
+    so at most one of them enters the sample (see README, Simulation).
+    """
+    passed = np.asarray(passed, dtype=bool)
+    keep = np.zeros_like(passed)
+    passing = np.flatnonzero(passed)
+    _, first = np.unique(np.asarray(hard)[passing], return_index=True)
+    keep[passing[first]] = True
+    return keep
 
 
 def passes_filter(particles: ak.Array, cut: LeptonFilter) -> np.ndarray:

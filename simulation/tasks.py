@@ -16,11 +16,18 @@ from pathlib import Path
 import awkward as ak
 import numpy as np
 
-from simulation.generator import SAMPLES, LeptonFilter, make_pythia, particles_of, passes_filter
+from simulation.generator import SAMPLES, EventSource, LeptonFilter, PlainEvents
+from simulation.redecay import DEFAULT_REDECAYS, RedecayedEvents
 from topolake.core.errors import UsageError
 
-#: Events generated per Pythia batch; the detector model runs once per batch of accepted ones.
+#: Events generated per Pythia batch.
 BATCH = 200
+#: Events (copies) per batch with re-decays, from REDECAYED_BATCH // redecays hard events: the
+#: copies' assembly and the filter cost mostly per batch, and few copies have a lepton.
+REDECAYED_BATCH = 1000
+#: Accepted events the detector model runs on at once: its cost is mostly per call, not per
+#: event, at the few accepted events a QCD batch has.
+DETECTOR_BATCH = 400
 SAMPLE_KEYS = {name: i for i, name in enumerate(SAMPLES)}
 
 
@@ -36,20 +43,31 @@ class Task:
     seed: int
     path: str
     isolation_filter: bool = True
+    #: decays of each hard event (simulation.redecay); 1 is the plain method
+    redecays: int = 1
 
 
 @dataclass
 class TaskResult:
     path: str
     events: int
+    #: hard events generated (each decayed `redecays` times)
     generated: int
-    #: events that passed the filter, before trimming to the requested number
+    #: hard events with an event that passed the filter, before trimming to the requested number
     passed: int
     pythia_s: float
     filter_s: float
     detector_s: float
     write_s: float
     skipped: bool = False
+    redecays: int = 1
+    #: events made from the hard events: `redecays` copies each (fewer if a decay failed)
+    decayed: int = 0
+    #: events (copies) that passed the filter; more than `passed` when copies of one hard event
+    #: passed and the policy kept only the first
+    decays_passed: int = 0
+    #: the part of pythia_s spent re-decaying copies and exporting them
+    redecay_s: float = 0.0
 
 
 def task_seed(seed: int, sample: str, index: int) -> int:
@@ -59,12 +77,23 @@ def task_seed(seed: int, sample: str, index: int) -> int:
 
 
 def plan(
-    sample: str, events: int, out: Path, seed: int, files: int, isolation_filter: bool = True
+    sample: str,
+    events: int,
+    out: Path,
+    seed: int,
+    files: int,
+    isolation_filter: bool = True,
+    redecays: int | None = None,
 ) -> list[Task]:
+    """The tasks of a run; `redecays` defaults to the sample's (`DEFAULT_REDECAYS`, else 1)."""
     if sample not in SAMPLES:
         raise SimulationArgumentError(
             f"Unknown sample {sample!r}: choose one of {', '.join(SAMPLES)}."
         )
+    if redecays is None:
+        redecays = DEFAULT_REDECAYS.get(sample, 1)
+    if redecays <= 0:
+        raise SimulationArgumentError(f"redecays must be a positive number, not {redecays}.")
     if events <= 0:
         raise SimulationArgumentError(f"--events must be a positive number, not {events}.")
     if files <= 0:
@@ -83,14 +112,17 @@ def plan(
     for stale in directory.glob("*.root.part"):  # left by an interrupted run
         stale.unlink()
     shares = np.diff(np.linspace(0, events, files + 1).round().astype(int))
+    # the method in the name: a plain file of the same seed is never taken for a re-decayed one
+    method = f"_redecays{redecays}" if redecays > 1 else ""
     return [
         Task(
             sample,
             i,
             int(n),
             task_seed(seed, sample, i),
-            str(directory / f"{sample}_seed{seed}_{i:03d}_of_{files:03d}_{n}ev.root"),
+            str(directory / f"{sample}_seed{seed}{method}_{i:03d}_of_{files:03d}_{n}ev.root"),
             isolation_filter,
+            redecays,
         )
         for i, n in enumerate(shares)
     ]
@@ -99,36 +131,53 @@ def plan(
 def generate(task: Task, on_events: Callable[[int], None] | None = None) -> TaskResult:
     """Generate, filter, reconstruct and write one file; skip it if it already exists."""
     from simulation.detector import reconstruct
-    from simulation.generator import ChargeTable
+    from simulation.generator import ChargeTable, first_per_hard_event, particles_of, passes_filter
     from simulation.writer import write_delphes
 
     if Path(task.path).exists():
         return TaskResult(task.path, task.events, 0, 0, 0, 0, 0, 0, skipped=True)
     cut = LeptonFilter(isolation_max=0.45 if task.isolation_filter else None)
     rng = np.random.default_rng(task.seed)
-    pythia = make_pythia(task.sample, task.seed)
-    charges = ChargeTable(pythia)
-    timings = dict.fromkeys(("pythia", "filter", "detector", "write"), 0.0)
+    source: EventSource = (
+        RedecayedEvents(task.sample, task.seed, cut, task.redecays)
+        if task.redecays > 1
+        else PlainEvents(task.sample, task.seed, cut)
+    )
+    charges = ChargeTable(source.pythia)
+    timings = dict.fromkeys(("filter", "detector", "write"), 0.0)
     pieces: list[dict[str, ak.Array]] = []
-    accepted = generated = passed = 0
+    pending: list[tuple[ak.Array, ak.Array]] = []  # accepted, waiting for the detector model
+    accepted = generated = decayed = passed = decays_passed = waiting = 0
+    batch_size = BATCH if task.redecays == 1 else REDECAYED_BATCH
     while accepted < task.events:
-        started = time.perf_counter()
-        batch = pythia.nextBatch(BATCH)
-        timings["pythia"] += time.perf_counter() - started
+        batch = source.next_batch(batch_size)
 
         started = time.perf_counter()
-        particles, hadrons = particles_of(batch, charges)
-        keep = passes_filter(particles, cut)
+        particles, hadrons = particles_of(batch.events, charges)
+        passing = passes_filter(particles, cut)
+        decays_passed += int(passing.sum())
+        keep = first_per_hard_event(passing, batch.hard)
         passed += int(keep.sum())
         keep &= np.cumsum(keep) <= task.events - accepted
         timings["filter"] += time.perf_counter() - started
 
-        started = time.perf_counter()
         if keep.any():
-            pieces.append(reconstruct(particles[keep], hadrons[keep], rng))
-        timings["detector"] += time.perf_counter() - started
-        generated += BATCH
+            pending.append((particles[keep], hadrons[keep]))
+        generated += batch.hard_events
+        decayed += batch.decayed
         accepted += int(keep.sum())
+        waiting += int(keep.sum())
+        if waiting >= DETECTOR_BATCH or accepted >= task.events:
+            started = time.perf_counter()
+            pieces.append(
+                reconstruct(
+                    ak.concatenate([p for p, _ in pending]),
+                    ak.concatenate([h for _, h in pending]),
+                    rng,
+                )
+            )
+            pending, waiting = [], 0
+            timings["detector"] += time.perf_counter() - started
         if on_events:
             on_events(int(keep.sum()))
 
@@ -141,10 +190,14 @@ def generate(task: Task, on_events: Callable[[int], None] | None = None) -> Task
         accepted,
         generated,
         passed,
-        timings["pythia"],
-        timings["filter"],
+        source.timings["generate"] + source.timings["redecay"],
+        timings["filter"] + source.timings["assemble"],
         timings["detector"],
         timings["write"],
+        redecays=task.redecays,
+        decayed=decayed,
+        decays_passed=decays_passed,
+        redecay_s=source.timings["redecay"],
     )
 
 

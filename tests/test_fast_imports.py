@@ -19,6 +19,7 @@ FAST_MODULES = (
     "ml.models",
     "ml.spec",
     "ml.tuning",
+    "ml.uncertainty",
     "expectations.snapshots",
     "ingestion.sources",
     "simulation.tasks",

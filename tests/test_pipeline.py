@@ -39,6 +39,9 @@ def test_the_pipeline_runs_end_to_end_and_a_second_run_only_retrains(spark, tmp_
     home = tmp_path / "lakehouse"
     first = run_topolake(*TINY, home=home, cwd=tmp_path, timeout=1200)
     assert first.returncode == 0, first.stderr[-3000:]
+    # no --verbose: neither TensorFlow's start-up notices nor dbt's colours
+    output = first.stdout + first.stderr
+    assert not re.search(r"oneDNN custom operations|cuda drivers|cuInit|\x1b\[", output)
     for number, stage in enumerate(
         ["simulate", "ingest", "build", "tune", "train", "evaluate", "report"], 1
     ):
@@ -108,7 +111,11 @@ def test_a_failing_stage_stops_the_run_with_its_message_and_log(tmp_path, shared
     assert "stage ingest failed" in failed.stderr and "stage 3/7" not in failed.stderr
     assert f"rejected {truncated}" in failed.stderr
     (log,) = (home / "logs").glob("run-*.log")
-    assert str(log.parent) in failed.stderr and "stage ingest failed" in log.read_text()
+    written = log.read_text()
+    assert str(log.parent) in failed.stderr and "stage ingest failed" in written
+    # progress as plain lines, whatever the console was; no escape codes
+    assert re.search(r"^simulating 2 ttbar events: 2/2 done in \d+ s", written, re.MULTILINE)
+    assert "\x1b[" not in written and "━" not in written
 
 
 def test_a_bad_grid_is_refused_before_any_stage_runs(tmp_path):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from topolake.core.settings import load_settings
+from topolake.core.settings import ConfigurationError, load_settings
 from topolake.core.spark import spark_properties
 
 VARIABLES = (
@@ -17,6 +17,8 @@ VARIABLES = (
     "TOPOLAKE_DRIVER_MEMORY",
     "TOPOLAKE_SHUFFLE_PARTITIONS",
     "MLFLOW_TRACKING_URI",
+    "TOPOLAKE_EXECUTOR_CORES",
+    "TOPOLAKE_CORES_MAX",
 )
 
 
@@ -83,3 +85,24 @@ def test_spark_gets_the_settings_and_a_spelt_out_local_master(clean):
     assert properties["spark.sql.catalog.lake.warehouse"] == str(clean / "lakehouse" / "warehouse")
     assert properties["spark.executorEnv.TOPOLAKE_HOME"] == str(clean / "lakehouse")
     assert spark_properties(load_settings(master="local[2]"))["spark.master"] == "local[2]"
+
+
+def test_a_standalone_master_gets_fixed_executors_and_the_total_cores_when_given(
+    clean, monkeypatch
+):
+    local = spark_properties(load_settings(master="local[2]"))
+    assert not {"spark.executor.cores", "spark.cores.max"} & set(local)
+    standalone = spark_properties(load_settings(master="spark://127.0.0.1:7077"))
+    assert standalone["spark.executor.cores"] == "1"
+    assert "spark.cores.max" not in standalone  # every free core, as Spark's default
+    monkeypatch.setenv("TOPOLAKE_CORES_MAX", "4")
+    monkeypatch.setenv("TOPOLAKE_EXECUTOR_CORES", "2")
+    sized = spark_properties(load_settings(master="spark://127.0.0.1:7077"))
+    assert (sized["spark.executor.cores"], sized["spark.cores.max"]) == ("2", "4")
+
+
+@pytest.mark.parametrize("value", ["0", "two", "-1"])
+def test_a_core_count_that_is_not_a_positive_number_is_refused(clean, monkeypatch, value):
+    monkeypatch.setenv("TOPOLAKE_CORES_MAX", value)
+    with pytest.raises(ConfigurationError, match=f"TOPOLAKE_CORES_MAX='{value}' is not a positive"):
+        load_settings()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import time
@@ -15,7 +16,9 @@ import uproot
 
 from ingestion.bronze import ingest
 from ingestion.delphes import survey_file
+from simulation.generator import HEAVY_FLAVOUR_HADRONS, LeptonFilter, PlainEvents
 from simulation.plots import summaries
+from simulation.redecay import DEFAULT_REDECAYS, RedecayedEvents
 from simulation.tasks import generate, generate_locally, plan
 from tests.helpers import TOPOLAKE, run_topolake
 from topolake.core.tables import BRONZE_EVENTS
@@ -134,3 +137,70 @@ def test_an_interrupted_run_leaves_no_file_under_its_final_name(tmp_path):
     (task,) = plan("ttbar", 2000, tmp_path, seed=1, files=1)  # a rerun clears leftovers
     assert list((tmp_path / "ttbar").glob("*.part")) == []
     assert not Path(task.path).exists()
+
+
+def test_a_piped_simulation_shows_plain_progress_lines_without_escape_codes(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR", "TTY_COMPATIBLE")}
+    env["TOPOLAKE_PROGRESS_INTERVAL"] = "1"
+    command = ["simulate", "--sample", "ttbar", "--events", "40", "--files", "2"]
+    done = subprocess.run(
+        [TOPOLAKE, *command, "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "\x1b[" not in done.stdout + done.stderr
+    progress = [
+        line for line in done.stderr.splitlines() if line.startswith("simulating 40 ttbar events: ")
+    ]
+    took, rate = r"\d+ (s|min \d\d s)", r"(, [\d.]+/(s|min)|, \d+ s each)"
+    assert re.fullmatch(rf"simulating 40 ttbar events: 40/40 done in {took}{rate}", progress[-1])
+    assert progress[:-1], "no line before the last: the run took under a second?"
+    for line in progress[:-1]:  # Pythia starts for seconds first: the ticker writes them
+        assert re.fullmatch(
+            rf"simulating 40 ttbar events: \d+/40 \(\d+%\) in {took}"
+            rf"{rate}?(, ETA ({took}|unknown))?",
+            line,
+        ), line
+
+
+def test_re_decayed_qcd_copies_are_whole_events_reproducible_for_a_seed(tmp_path):
+    cut = LeptonFilter()
+    first, again = (RedecayedEvents("qcd", 11, cut, 5).next_batch(150) for _ in range(2))
+    assert ak.to_list(first.events.prt) == ak.to_list(again.events.prt)
+    assert first.hard.tolist() == again.hard.tolist()
+    assert (first.hard_events, first.decayed) == (30, 150)
+    assert 0 < len(first.events) < first.decayed  # only copies with a lepton candidate
+    assert np.all(np.diff(first.hard) >= 0)
+
+    prt = first.events.prt  # laid out as Pythia's own batches
+    assert str(prt.type.content) == str(
+        PlainEvents("qcd", 11, cut).next_batch(1).events.prt.type.content
+    )
+    final = prt[prt.status > 0]
+    # a whole event: its final state carries the beams' energy and no net momentum
+    assert np.all(np.abs(ak.to_numpy(ak.sum(final.p.e, axis=1)) - 13000.0) < 1e-3)
+    for axis in ("px", "py", "pz"):
+        assert np.all(np.abs(ak.to_numpy(ak.sum(final.p[axis], axis=1))) < 1e-3)
+    final_ids = np.abs(ak.to_numpy(ak.flatten(final.id)))
+    assert not np.isin(final_ids, HEAVY_FLAVOUR_HADRONS).any()  # every b/c hadron decayed
+    assert np.any((final_ids == 11) | (final_ids == 13))
+    # copies of one hard event differ in their decays only
+    hard = first.hard
+    twins = np.flatnonzero(hard[1:] == hard[:-1])
+    assert twins.size, "no hard event with two candidate copies"
+    a, b = prt[twins[0]], prt[twins[0] + 1]
+    assert ak.to_list(a.id) != ak.to_list(b.id)
+
+    def file_of(directory: str) -> dict:
+        (task,) = plan("qcd", 15, tmp_path / directory, seed=8, files=1)
+        result = generate(task)
+        assert (result.redecays, result.events) == (DEFAULT_REDECAYS["qcd"], 15)
+        assert result.passed <= result.decays_passed <= result.decayed
+        assert result.passed <= result.generated
+        return uproot.open(task.path)["Delphes"].arrays(library="ak")
+
+    assert ak.to_list(file_of("a")) == ak.to_list(file_of("b"))

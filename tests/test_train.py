@@ -20,6 +20,8 @@ from topolake.core.settings import load_settings
 
 pytestmark = pytest.mark.slow
 SMALL = {"epochs": 1, "batch_size": 32, "max_particles": 64}
+#: What TensorFlow writes as it starts on a machine without a GPU (only with --verbose)
+TF_START_UP_NOTICES = ("oneDNN custom operations", "Could not find cuda drivers", "cuInit")
 
 
 @pytest.fixture
@@ -69,9 +71,12 @@ def test_each_model_trains_in_one_process(gold_extract, model):
 
 @pytest.mark.parametrize("model", ["hlf", "inclusive"])
 def test_two_tf_workers_are_in_sync_and_end_with_identical_weights(spark, gold_extract, model):
-    result = train_distributed(spark, TrainSpec(model, **SMALL), gold_extract, workers=2)
+    # up to 3 epochs, patience 1: each rank's EarlyStopping must stop at the same epoch
+    spec = TrainSpec(model, **{**SMALL, "epochs": 3, "patience": 1})
+    result = train_distributed(spark, spec, gold_extract, workers=2)
     assert result.replicas == 2
-    assert result.identical_weights
+    assert result.identical_weights  # the same epoch's weights restored on both ranks
+    assert 1 <= result.best_epoch <= result.epochs_run <= 3
 
 
 @pytest.mark.parametrize("model", sorted(INPUTS))
@@ -141,9 +146,11 @@ def test_a_bigdl_run_is_tracked_and_evaluated_like_a_tf_run(topolake_home, valid
     )
     assert trained.returncode == 0, trained.stderr[-2000:]
     assert "epoch 2/2" in trained.stderr and "(2 replicas in sync)" in trained.stderr
+    assert "2 of at most 2 epochs ran (no early stop, patience 3)" in trained.stderr
     evaluated = run_topolake("evaluate", home=topolake_home, cwd=work)
     assert evaluated.returncode == 0, evaluated.stderr[-2000:]
     assert "hlf (bigdl)" in evaluated.stderr and "0.9156" in evaluated.stdout  # the reference
+    assert "in brackets: 95 % intervals, a bootstrap over the" in evaluated.stderr
 
     import mlflow
 
@@ -152,6 +159,8 @@ def test_a_bigdl_run_is_tracked_and_evaluated_like_a_tf_run(topolake_home, valid
         experiment_names=["topolake"], output_format="list", filter_string="params.engine = 'bigdl'"
     )
     assert {f"test_auc_{c}" for c in ("qcd", "ttbar", "wjets")} <= set(run.data.metrics)
+    assert run.data.params["patience"] == "3" and int(run.data.params["validation_events"]) > 0
+    assert run.data.metrics["epochs_run"] == 2 and run.data.metrics["best_epoch"] in (1, 2)
     artifacts = {
         a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id, "evaluation")
     }
@@ -162,6 +171,17 @@ def test_a_bigdl_run_is_tracked_and_evaluated_like_a_tf_run(topolake_home, valid
     confusion = np.asarray(evaluation["confusion"])
     assert confusion.sum() == evaluation["events"]
     assert run.data.metrics["test_accuracy"] == pytest.approx(np.trace(confusion) / confusion.sum())
+    # every number with its 95 % bootstrap interval: in the JSON, in MLflow, in the table
+    low, high = evaluation["intervals"]["accuracy"]
+    assert low <= evaluation["accuracy"] <= high
+    assert run.data.metrics["test_accuracy_ci_low"] == pytest.approx(low)
+    assert run.data.metrics["test_accuracy_ci_high"] == pytest.approx(high)
+    assert f"{evaluation['accuracy']:.4f} [{low:.4f}, {high:.4f}]" in evaluated.stdout
+    for name, value in evaluation["auc"].items():
+        low, high = evaluation["intervals"][f"auc_{name}"]
+        assert low <= value <= high
+        assert run.data.metrics[f"test_auc_{name}_ci_high"] == pytest.approx(high)
+    assert evaluation["bootstrap"]["replicates"] > 0 and evaluation["test_set"].endswith("/test")
 
     missing = run_topolake("evaluate", "no-such-run", home=topolake_home, cwd=work)
     assert missing.returncode == 2 and "no MLflow run no-such-run" in missing.stderr
@@ -218,6 +238,8 @@ def test_train_refuses_an_unvalidated_snapshot_and_bad_settings_before_any_work(
         )
         assert skipped.returncode == 0, skipped.stderr
         assert "WITHOUT a passing validation" in skipped.stderr
+        for notice in TF_START_UP_NOTICES:  # it imported TensorFlow; no --verbose
+            assert notice not in skipped.stderr
         import mlflow
 
         mlflow.set_tracking_uri(load_settings(home=topolake_home).tracking_uri)
@@ -241,3 +263,5 @@ def test_a_process_that_loaded_tensorflow_can_still_read_over_xrootd():
     code = "import ml, tensorflow; import XRootD.client; print('ok')"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-500:]
+    for notice in TF_START_UP_NOTICES:  # written before TF reads its level: held by `ml`
+        assert notice not in done.stderr

@@ -27,6 +27,7 @@ def built(validated_gold):
 def test_a_clean_build_passes_every_gate_and_writes_data_docs(spark, topolake_home, built):
     result, _ = built
     assert result.returncode == 0, result.stderr
+    assert "\x1b[" not in result.stdout + result.stderr  # dbt's colours too (no --verbose)
     for tables in LAYER_TABLES.values():
         for table in tables:
             assert f"{table}@" in result.stderr and "FAILED" not in result.stderr

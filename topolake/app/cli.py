@@ -17,10 +17,17 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.text import Text
 
+from ml.spec import DEFAULT_PATIENCE
 from topolake.app import pipeline
-from topolake.app.console import ConsoleHooks, OutputFormat, console, print_rows
+from topolake.app.console import (
+    ConsoleHooks,
+    OutputFormat,
+    console,
+    keep_library_noise_out,
+    print_rows,
+    progress_interval,
+)
 from topolake.app.queries import TABLE_ROWS
 from topolake.core.errors import TopolakeError, UsageError
 from topolake.core.settings import Settings, load_settings
@@ -44,7 +51,7 @@ def say(text: str, style: str | None = None) -> None:
 
 
 def _print_error(err: TopolakeError) -> None:
-    console.print(Text.assemble(("error: ", "bold red"), str(err)), highlight=False)
+    hooks.error(str(err))  # in the run's log too, while one is open
 
 
 def _command(name: str | None = None, group: typer.Typer = app) -> Callable:
@@ -84,8 +91,18 @@ def main(
         str | None,
         typer.Option(help="Where tables and state live (env TOPOLAKE_HOME, default ./lakehouse)."),
     ] = None,
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "--verbose",
+            envvar="TOPOLAKE_VERBOSE",
+            help="Let TensorFlow's C++ notices and dbt's colours through.",
+        ),
+    ] = False,
 ) -> None:
+    keep_library_noise_out(verbose)  # before TensorFlow, dbt or a Spark JVM loads
     try:
+        hooks.interval = progress_interval()
         ctx.obj = load_settings(master=master, home=home)
     except TopolakeError as err:
         _print_error(err)
@@ -154,10 +171,12 @@ def simulate(
     if made := [r for r in results if not r.skipped]:
         generated = sum(r.generated for r in made)
         passed = sum(r.passed for r in made)
+        redecays = max(r.redecays for r in made)
         say(
             f"{sample.value}: {sum(r.events for r in made)} events stored; the lepton filter "
-            f"accepted {passed} of {generated} generated ({passed / generated:.1%}); "
-            f"{elapsed:.0f} s"
+            f"accepted {passed} of {generated} generated ({passed / generated:.1%})"
+            + (f", hard events decayed {redecays} times each" if redecays > 1 else "")
+            + f"; {elapsed:.0f} s"
         )
     if plots:
         for path in plot_samples(out, out / "plots"):
@@ -222,7 +241,11 @@ def train(
     model: Annotated[Model, typer.Option(help="Which classifier.")] = Model.hlf,
     engine: Annotated[Engine, typer.Option(help="Training engine on Spark.")] = Engine.tf,
     workers: Annotated[int, typer.Option(min=1, help="Spark barrier tasks (TF workers).")] = 1,
-    epochs: Annotated[int, typer.Option(min=1)] = 5,
+    epochs: Annotated[int, typer.Option(min=1, help="At most this many epochs.")] = 5,
+    patience: Annotated[
+        int,
+        typer.Option(min=1, help="Stop after this many epochs without a lower validation loss."),
+    ] = DEFAULT_PATIENCE,
     batch_size: Annotated[int, typer.Option(min=1, help="Per-worker batch size.")] = 128,
     max_particles: Annotated[
         int, typer.Option(min=1, max=801, help="Sequence length after padding.")
@@ -243,7 +266,10 @@ def train(
         bool, typer.Option(help="Train on a snapshot without a passing validation (recorded).")
     ] = False,
 ) -> None:
-    """Train a classifier on a pinned, validated gold snapshot; track it in MLflow."""
+    """Train a classifier on a pinned, validated gold snapshot; track it in MLflow.
+
+    It fits on the training split less a fixed fifth of it, stops early on that fifth's loss
+    and keeps the best epoch's weights; the test split is for `topolake evaluate` only."""
     from ml.models import Architecture
     from ml.spec import TrainSpec
 
@@ -259,6 +285,7 @@ def train(
         learning_rate,
         seed,
         Architecture(hidden=widths),
+        patience,
     )
     spark, settings = _spark(ctx), _settings(ctx)
     data = pipeline.training_extract(spark, settings, snapshot, skip_validation, workers, hooks)
@@ -308,7 +335,11 @@ def evaluate(
 def run_all(
     ctx: typer.Context,
     events: Annotated[int, typer.Option(min=1, help="Simulated events per sample.")] = 2000,
-    epochs: Annotated[int, typer.Option(min=1, help="Training epochs per model.")] = 5,
+    epochs: Annotated[int, typer.Option(min=1, help="At most this many epochs per model.")] = 5,
+    patience: Annotated[
+        int,
+        typer.Option(min=1, help="Stop after this many epochs without a lower validation loss."),
+    ] = DEFAULT_PATIENCE,
     seed: Annotated[int, typer.Option(help="Simulation seed.")] = 1,
     grid: Annotated[
         Path | None, typer.Option(help="Grid searched for the HLF model (default: hlf-small).")
@@ -325,19 +356,15 @@ def run_all(
     grid points already done are not retrained; the models are trained afresh.
     """
     settings = _settings(ctx)
-    options = pipeline.PipelineOptions(events, epochs, seed, grid, max_particles)
+    options = pipeline.PipelineOptions(events, epochs, seed, grid, max_particles, patience)
     log = settings.logs_dir / f"run-{datetime.now():%Y%m%d-%H%M%S}.log"
     started = time.perf_counter()
-    console.record = True
-    try:
-        result = pipeline.run_pipeline(lambda: _spark(ctx), settings, options, hooks)
-    except TopolakeError as err:  # in the run's log too
-        _print_error(err)
-        raise typer.Exit(err.exit_code) from err
-    finally:
-        log.parent.mkdir(parents=True, exist_ok=True)
-        log.write_text(console.export_text())
-        console.record = False
+    with hooks.run_log(log):  # written as the run goes: `tail -f` follows it
+        try:
+            result = pipeline.run_pipeline(lambda: _spark(ctx), settings, options, hooks)
+        except TopolakeError as err:  # in the run's log too
+            _print_error(err)
+            raise typer.Exit(err.exit_code) from err
     console.rule(f"done in {time.perf_counter() - started:.0f} s")
     say(f"report: {result.report}\nlakehouse: {settings.home}\nlog: {log}")
 
@@ -467,7 +494,10 @@ def cluster_start(
 
     url = start_cluster(_settings(ctx), workers, cores, memory, port, webui_port)
     say(f"master {url} with {workers} worker(s); web UI http://127.0.0.1:{webui_port}")
-    say(f"use it: topolake --master {url} ...  (or export SPARK_MASTER={url})")
+    say(
+        f"use it: export SPARK_MASTER={url} TOPOLAKE_CORES_MAX={workers * cores}  "
+        "(or topolake --master URL ...; BigDL needs the total cores)"
+    )
 
 
 def _print_running(ctx: typer.Context) -> None:

@@ -350,6 +350,12 @@ def train(
         f"trained {spec.model} with {engine} x {workers} ({result.replicas} replicas in sync) "
         f"in {result.seconds:.1f} s, {result.samples_per_second:,.0f} samples/s"
     )
+    stopped = "stopped early" if result.epochs_run < spec.epochs else "no early stop"
+    hooks.line(
+        f"{result.epochs_run} of at most {spec.epochs} epochs ran ({stopped}, patience "
+        f"{spec.patience}); kept the weights of epoch {result.best_epoch}, the lowest "
+        "validation loss"
+    )
     return trained
 
 
@@ -405,6 +411,12 @@ def evaluate(
         evaluation = evaluate_run(spark, settings, run_id)
     hooks.line(f"run {evaluation.run_id}: {evaluation.model} ({evaluation.engine})")
     hooks.table(list(COMPARISON_COLUMNS), comparison_rows([evaluation]))
+    if evaluation.bootstrap:
+        hooks.line(
+            f"in brackets: 95 % intervals, a bootstrap over the {evaluation.events:,} test "
+            f"events ({evaluation.bootstrap['replicates']} resamplings, seed "
+            f"{evaluation.bootstrap['seed']})"
+        )
     return evaluation
 
 
@@ -418,6 +430,7 @@ class PipelineOptions:
     seed: int = 1  # simulation seed
     grid: Path | None = None  # searched for the HLF model; default grids/hlf-small.yaml
     max_particles: int = 801  # the inclusive model's sequence length
+    patience: int | None = None  # early stopping's; None: TrainSpec's default
 
 
 @dataclass
@@ -506,6 +519,8 @@ def run_pipeline(
         keys = [point_key(data, search, 0, p) for p in search.points]
     with _stage("train", hooks, timings, logs):
         sized = {"epochs": options.epochs, "max_particles": options.max_particles}
+        if options.patience is not None:
+            sized["patience"] = options.patience
         specs = [replace(spec_of(outcome.best), **sized), TrainSpec("inclusive", **sized)]
         trained = [train(spark, settings, spec, data, hooks=hooks) for spec in specs]
     with _stage("evaluate", hooks, timings, logs):

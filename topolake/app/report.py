@@ -169,7 +169,7 @@ def write_report(spark, settings: Settings, inputs: ReportInputs, out: Path | No
     """Write report.html and its PNGs under `out` (default $TOPOLAKE_HOME/report)."""
     from jinja2 import Environment, PackageLoader, select_autoescape
 
-    from ml.evaluate import COMPARISON_COLUMNS, comparison_rows
+    from ml.evaluate import COMPARISON_COLUMNS, comparison_rows, differences
 
     out = out or settings.home / "report"
     out.mkdir(parents=True, exist_ok=True)
@@ -191,6 +191,8 @@ def write_report(spark, settings: Settings, inputs: ReportInputs, out: Path | No
         evaluations=inputs.evaluations,
         comparison_columns=COMPARISON_COLUMNS,
         comparison=comparison_rows(inputs.evaluations),
+        differences=differences(inputs.evaluations),
+        bootstrap=next((e.bootstrap for e in inputs.evaluations if e.bootstrap), {}),
         lineage=lineage(settings, inputs.evaluations),
         versions={p: version(p) for p in PACKAGES},
         timings=inputs.timings,

@@ -49,6 +49,9 @@ class Settings:
     shuffle_partitions: int = 8
     mlflow_uri: str = ""
     executor_memory: str = "1g"  # per executor on a standalone cluster (fits a 2g worker)
+    executor_cores: int = 1  # per executor on a standalone cluster
+    #: All cores of the application on a standalone cluster; BigDL needs it (fixed resources).
+    cores_max: int | None = None
     catalog_type: str = "hadoop"
     #: The JDBC catalog's database, e.g. jdbc:postgresql://127.0.0.1:5433/topolake
     catalog_uri: str = ""
@@ -97,11 +100,22 @@ def load_settings(master: str | None = None, home: str | Path | None = None) -> 
         shuffle_partitions=int(os.environ.get("TOPOLAKE_SHUFFLE_PARTITIONS", "8")),
         mlflow_uri=os.environ.get("MLFLOW_TRACKING_URI", ""),
         executor_memory=os.environ.get("TOPOLAKE_EXECUTOR_MEMORY", "1g"),
+        executor_cores=_positive_int("TOPOLAKE_EXECUTOR_CORES", "1"),
+        cores_max=_positive_int("TOPOLAKE_CORES_MAX", None),
         catalog_type=catalog_type,
         catalog_uri=catalog_uri,
         catalog_user=os.environ.get("TOPOLAKE_CATALOG_USER", ""),
         catalog_password=os.environ.get("TOPOLAKE_CATALOG_PASSWORD", ""),
     )
+
+
+def _positive_int(variable: str, default: str | None) -> int | None:
+    value = os.environ.get(variable) or default
+    if value is None:
+        return None
+    if not value.isdigit() or int(value) < 1:
+        raise ConfigurationError(f"{variable}={value!r} is not a positive whole number.")
+    return int(value)
 
 
 @cache

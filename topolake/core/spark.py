@@ -118,9 +118,16 @@ def spark_properties(settings: Settings) -> dict[str, str]:
         "spark.pyspark.driver.python": sys.executable,
         "spark.executorEnv.TOPOLAKE_HOME": str(settings.home),
     }
+    if tf_level := os.environ.get("TF_CPP_MIN_LOG_LEVEL"):
+        # TensorFlow's C++ log level as this process has it (`topolake --verbose`: 0), for the
+        # Python workers of executors that do not inherit this environment (a cluster's)
+        properties["spark.executorEnv.TF_CPP_MIN_LOG_LEVEL"] = tf_level
     if settings.master.startswith("spark://"):
-        # a standalone cluster: one executor per worker, memory the workers can give
+        # a standalone cluster: executors of a fixed size the workers can give
         properties["spark.executor.memory"] = settings.executor_memory
+        properties["spark.executor.cores"] = str(settings.executor_cores)
+        if settings.cores_max:
+            properties["spark.cores.max"] = str(settings.cores_max)
     properties.update(settings.extra_spark_conf)
     return properties
 
