@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -475,18 +476,31 @@ def _kill_an_executor_running_a_task(team, started: float, ingesting) -> str | N
     deadline = time.monotonic() + 600
     while ingesting.poll() is None and time.monotonic() < deadline:
         for application in _applications_since(team, started):
-            executors = _pids("-f", f"CoarseGrainedExecutorBackend.*--app-id {application.name}")
+            executors = _pids(f"CoarseGrainedExecutorBackend --app-id {application.name}")
             for executor in executors:
-                if _pids("-P", str(executor), "-f", "pyspark.daemon"):
+                if _pids("pyspark.daemon", parent=executor):
                     os.kill(executor, signal.SIGKILL)
                     return application.name
         time.sleep(0.1)
     return None
 
 
-def _pids(*pgrep: str) -> list[int]:
-    found = subprocess.run(["pgrep", *pgrep], capture_output=True, text=True)
-    return [int(pid) for pid in found.stdout.split()]
+def _pids(command: str, parent: int | None = None) -> list[int]:
+    """Processes whose command line contains each word of `command` in order (a pgrep -f
+    that needs no procps), children of `parent` if given."""
+    words = re.compile(".*".join(re.escape(w) for w in command.split()))
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            ppid = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue  # gone meanwhile
+        if words.search(cmdline) and (parent is None or ppid == parent):
+            found.append(int(proc.name))
+    return found
 
 
 def _applications_since(team, started: float) -> list[Path]:
