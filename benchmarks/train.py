@@ -60,6 +60,7 @@ def one(args) -> None:
                 "rate": result.samples_per_second,
                 "seconds": time.perf_counter() - started,
                 "replicas": result.replicas,
+                "epoch_seconds": result.seconds / max(1, result.epochs_run),
                 "cores": cores,
                 "events": data.events.get("train", 0),
                 "peak_mib": peak_rss_mib(),
@@ -72,7 +73,7 @@ def one(args) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--home", default="lakehouse", help="a lakehouse with gold tables")
-    parser.add_argument("--models", default="hlf,particles,inclusive")
+    parser.add_argument("--models", default="hlf,particles,inclusive,pfn")
     parser.add_argument("--engines", default="tf,bigdl")
     parser.add_argument("--workers", default="1,2")
     parser.add_argument("--epochs", type=int, default=2)
@@ -89,10 +90,15 @@ def main() -> None:
         f"{args.epochs} epochs, batch {args.batch_size} per replica, "
         f"{args.max_particles} particles, lakehouse {Path(args.home).resolve()}"
     )
+    from ml.bigdl_engine import BIGDL_MODELS
+
     rates: dict[tuple[str, str, int], float] = {}
     for model in args.models.split(","):
         for engine in args.engines.split(","):
             for workers in map(int, args.workers.split(",")):
+                if engine == "bigdl" and model not in BIGDL_MODELS:
+                    print(f"  {model:9} {engine:5} x{workers}: BigDL does not train it")
+                    continue
                 done = subprocess.run(
                     [
                         sys.executable,
@@ -123,7 +129,8 @@ def main() -> None:
                 print(
                     f"  {model:9} {engine:5} x{workers}: {r['rate']:9,.0f} samples/s "
                     f"({per_core:8,.0f} per core, {r['cores']} cores, {r['replicas']} replicas, "
-                    f"{r['events']} events), peak {r['peak_mib']:,.0f} MiB; "
+                    f"{r['events']} events, {r['epoch_seconds']:.1f} s per epoch), "
+                    f"peak {r['peak_mib']:,.0f} MiB; "
                     f"reference {REFERENCE.get((model, engine), '-')}"
                 )
     for (model, engine, workers), per_core in sorted(rates.items()):

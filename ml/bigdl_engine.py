@@ -22,11 +22,25 @@ import numpy as np
 from ml.data import Extract, batches
 from ml.models import N_CLASSES, N_HLF, N_PARTICLE_FEATURES, build_model
 from ml.spec import INPUTS, EngineError, Patience, TrainResult, TrainSpec
+from topolake.core.errors import UsageError
 from topolake.core.spark import bigdl_jars
+
+#: The models `build_bigdl` has a twin of: the reference's. A particle flow network sums over
+#: the real particles only, which needs the mask BigDL's models do not have.
+BIGDL_MODELS = ("hlf", "particles", "inclusive")
+
+
+def check_bigdl_model(model: str) -> None:
+    """Refuse a model BigDL cannot train, before any Spark or BigDL work is done for it."""
+    if model not in BIGDL_MODELS:
+        raise UsageError(
+            f"BigDL trains only {', '.join(BIGDL_MODELS)}, not {model}: use --engine tf."
+        )
 
 
 def bigdl_spec(spec: TrainSpec) -> TrainSpec:
     """The spec as BigDL trains it: front padding, no Masking layer."""
+    check_bigdl_model(spec.model)
     return replace(spec, architecture=replace(spec.architecture, masked=False))
 
 
@@ -129,7 +143,7 @@ def _samples(spec: TrainSpec, extract: Extract, part: str):
     """Per Spark partition (a list of extract files): BigDL Samples of a part of the extract
     (`ml.data.PARTS`), streamed with pyarrow."""
     inputs = INPUTS[spec.model]
-    _, where = extract.part(part)
+    _, where = extract.part(part, spec.fraction if part == "train" else 1.0)
 
     def to_samples(files):
         from bigdl.dllib.utils.common import Sample
@@ -175,10 +189,10 @@ def train_bigdl(spark, spec: TrainSpec, extract: Extract, workers: int, log=prin
     Keras's EarlyStopping, and keeping the weights of the best epoch."""
     from bigdl.dllib.optim.optimizer import Adam
 
+    spec = bigdl_spec(spec)  # refuses a model BigDL has no twin of, before starting BigDL
     nodes, cores = start_bigdl(spark)
-    spec = bigdl_spec(spec)
     replicas = nodes * cores
-    events = extract.part_events("train")
+    events = extract.part_events("train", spec.fraction)
     # BigDL splits each global batch over every core (a multiple of the replicas), and a
     # batch larger than a partition's rows fails: tiny samples get smaller batches
     per_core = min(spec.batch_size, max(1, events // (2 * replicas)))

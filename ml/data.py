@@ -3,7 +3,8 @@
 The driver never collects rows: Spark joins the three gold tables at their pinned snapshots
 and writes the result once as Parquet (an *extract*, keyed by the snapshot ids, reused by
 every run on the same snapshot, as Petastorm's Spark converter does); training workers stream
-their share of it with pyarrow. Padding to `max_particles` happens here, per batch.
+their share of it with pyarrow. Sequences are truncated to `max_particles` here and padded
+per batch: a masked model's batch to its own longest sequence, BigDL's to `max_particles`.
 """
 
 from __future__ import annotations
@@ -255,35 +256,84 @@ def _write_extract(spark: SparkSession, gold: GoldSnapshot, path: Path) -> None:
     staging.rename(path)
 
 
-def pad_particles(
-    column: pa.ListArray, max_particles: int, scaling: Scaling | None, padding: str = "post"
-) -> np.ndarray:
-    """list<struct<19 floats>> -> (events, max_particles, 19), zero rows after the real ones
-    ("post", for a Masking layer to skip) or before them ("pre", for recurrent layers that
-    cannot skip them: the real particles then come last, next to the output).
-
-    Events with more particles keep their last `max_particles` (the closest to the lepton,
-    the lepton itself last), as Keras's pad_sequences truncates by default.
-    """
+def kept_particles(
+    column: pa.ListArray,
+    max_particles: int,
+    scaling: Scaling | None,
+    rows: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """list<struct<19 floats>> -> (the kept particles' features, (kept, 19) float32, scaled;
+    the number kept per event) of the events `rows` (ascending; None: all): each event keeps
+    its last `max_particles` (the closest to the lepton, the lepton itself last), as Keras's
+    pad_sequences truncates by default. Rows are chosen on the flat NumPy arrays: taking them
+    from the nested Arrow column first would copy it."""
     column = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
     counts = np.diff(column.offsets.to_numpy())
     flat = column.flatten()
     values = np.column_stack(
         [flat.field(f).to_numpy(zero_copy_only=False) for f in PARTICLE_FEATURES]
     )
-    if scaling is not None:
-        values = scaling.particles(values)
-    events = len(counts)
-    row = np.repeat(np.arange(events), counts)
+    row = np.repeat(np.arange(len(counts)), counts)
     position = np.arange(len(values)) - np.repeat(np.cumsum(counts) - counts, counts)
-    kept = counts[row] - max_particles  # drop the first ones of long events
-    keep = position >= kept
-    position = position - np.maximum(kept, 0)
+    keep = position >= counts[row] - max_particles  # drop the first ones of long events
+    if rows is not None:
+        chosen = np.zeros(len(counts), bool)
+        chosen[rows] = True
+        keep &= chosen[row]
+        counts = counts[rows]
+    values = values[keep]
+    values = scaling.particles(values) if scaling else values.astype(np.float32)
+    return values, np.minimum(counts, max_particles)
+
+
+def pad_particles(
+    column: pa.ListArray,
+    max_particles: int,
+    scaling: Scaling | None,
+    padding: str = "post",
+    fit: bool = False,
+) -> np.ndarray:
+    """list<struct<19 floats>> -> (events, width, 19): each event's last `max_particles`
+    particles (`kept_particles`), zero rows after them ("post", for a Masking layer to skip)
+    or before them ("pre", for recurrent layers that cannot skip them: the real particles then
+    come last, next to the output). The width is `max_particles`, or with `fit` the longest
+    kept sequence's (a masked model computes the same on any width)."""
+    values, counts = kept_particles(column, max_particles, scaling)
+    width = int(counts.max(initial=0)) if fit else max_particles
+    row = np.repeat(np.arange(len(counts)), counts)
+    position = np.arange(len(values)) - np.repeat(np.cumsum(counts) - counts, counts)
     if padding == "pre":
-        position = position + np.maximum(-kept, 0)
-    out = np.zeros((events, max_particles, len(PARTICLE_FEATURES)), np.float32)
-    out[row[keep], position[keep]] = values[keep]
+        position = position + (width - counts)[row]
+    out = np.zeros((len(counts), width, len(PARTICLE_FEATURES)), np.float32)
+    out[row, position] = values
     return out
+
+
+def records(
+    files: list[Path],
+    columns: list[str],
+    shard: tuple[int, int] = (0, 1),
+    where: RowFilter | None = None,
+) -> Iterator[tuple[pa.RecordBatch, np.ndarray | None]]:
+    """This worker's share of the rows of `files` that `where` (a mask over a record batch
+    with `shuffle_key`) keeps, a record batch at a time: (record, the indices of its rows
+    that are this worker's, ascending; None if all are). Every n-th kept row is a worker's,
+    so the workers' shares differ by one row at most."""
+    rank, workers = shard
+    columns = [*columns, *(["shuffle_key"] if where and "shuffle_key" not in columns else [])]
+    seen = 0
+    for file in files:
+        for record in pq.ParquetFile(file).iter_batches(batch_size=4096, columns=columns):
+            kept = np.nonzero(where(record))[0] if where else np.arange(record.num_rows)
+            mine = kept[(np.arange(seen, seen + len(kept)) % workers) == rank]
+            seen += len(kept)
+            if len(mine):
+                yield record, None if len(mine) == record.num_rows else mine
+
+
+def input_columns(inputs: tuple[str, ...]) -> list[str]:
+    """The extract's columns a model with `inputs` reads, its label first."""
+    return ["label", *(name for name in ("hlf", "particles") if name in inputs)]
 
 
 def batches(
@@ -294,45 +344,50 @@ def batches(
     inputs: tuple[str, ...],
     shard: tuple[int, int] = (0, 1),
     padding: str = "post",
-    where: Callable[[pa.RecordBatch], np.ndarray] | None = None,
+    where: RowFilter | None = None,
+    fixed_width: bool = False,
 ) -> Iterator[tuple[tuple[np.ndarray, ...], np.ndarray]]:
-    """Scaled (inputs, labels) batches of this worker's share of the rows of `files` that
-    `where` (a mask over a record batch with `shuffle_key`) keeps: every n-th kept row, so
-    the workers' shares differ by one row at most."""
-    rank, workers = shard
-    columns = [
-        "label",
-        *(["hlf"] if "hlf" in inputs else []),
-        *(["particles"] if "particles" in inputs else []),
-        *(["shuffle_key"] if where else []),
-    ]
-    seen = 0
+    """Scaled (inputs, labels) batches of this worker's share (`records`) of `files`.
+
+    Post-padded particles fill each batch to its own longest kept sequence (a masked model
+    computes the same on any width), or to `max_particles` with `fixed_width` (a model saved
+    with a fixed sequence length); pre-padded ones (BigDL's) always to `max_particles`."""
+    fit = not fixed_width and padding == "post"
     pending: list[pa.RecordBatch] = []
     pending_rows = 0
-    for file in files:
-        for record in pq.ParquetFile(file).iter_batches(batch_size=4096, columns=columns):
-            kept = np.nonzero(where(record))[0] if where else np.arange(record.num_rows)
-            mine = kept[(np.arange(seen, seen + len(kept)) % workers) == rank]
-            seen += len(kept)
-            pending.append(record.take(pa.array(mine)))
-            pending_rows += len(mine)
-            while pending_rows >= batch_size:
-                table = pa.Table.from_batches(pending)
-                yield _arrays(table.slice(0, batch_size), max_particles, scaling, inputs, padding)
-                rest = table.slice(batch_size)
-                pending, pending_rows = rest.to_batches(), rest.num_rows
+    for record, rows in records(files, input_columns(inputs), shard, where):
+        record = record if rows is None else record.take(pa.array(rows))
+        pending.append(record)
+        pending_rows += record.num_rows
+        while pending_rows >= batch_size:
+            table = pa.Table.from_batches(pending)
+            batch = table.slice(0, batch_size)
+            yield _arrays(batch, max_particles, scaling, inputs, padding, fit)
+            rest = table.slice(batch_size)
+            pending, pending_rows = rest.to_batches(), rest.num_rows
     if pending_rows:
-        yield _arrays(pa.Table.from_batches(pending), max_particles, scaling, inputs, padding)
+        table = pa.Table.from_batches(pending)
+        yield _arrays(table, max_particles, scaling, inputs, padding, fit)
 
 
-def _arrays(table: pa.Table, max_particles: int, scaling: Scaling | None, inputs, padding):
+def hlf_values(
+    table: pa.Table | pa.RecordBatch, scaling: Scaling | None, rows: np.ndarray | None = None
+) -> np.ndarray:
+    """The 14 high-level features of the rows `rows` (None: all), (rows, 14) float32,
+    scaled with `scaling`."""
+    column = table.column("hlf")
+    column = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    values = column.flatten().to_numpy(zero_copy_only=False).reshape(-1, len(HLF_FEATURES))
+    values = values if rows is None else values[rows]
+    return scaling.hlf(values) if scaling else values.astype(np.float32)
+
+
+def _arrays(table: pa.Table, max_particles, scaling, inputs, padding, fit):
     x = []
     for name in inputs:
         if name == "particles":
             particles = table["particles"].combine_chunks()
-            x.append(pad_particles(particles, max_particles, scaling, padding))
+            x.append(pad_particles(particles, max_particles, scaling, padding, fit))
         else:
-            hlf = table["hlf"].combine_chunks()
-            values = hlf.flatten().to_numpy(zero_copy_only=False).reshape(-1, len(HLF_FEATURES))
-            x.append(scaling.hlf(values) if scaling else values)
+            x.append(hlf_values(table, scaling))
     return tuple(x), table["label"].to_numpy().astype(np.int32)

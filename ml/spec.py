@@ -37,13 +37,20 @@ class TrainSpec:
     seed: int = 0
     architecture: Architecture = field(default_factory=Architecture)
     patience: int = DEFAULT_PATIENCE
+    #: The share of the fitted part (the training split less its validation fifth) to fit
+    #: on, for learning curves: the same events on every run, a smaller share a subset of a
+    #: larger one (`ml.data.part_rows`); the validation fifth is whole whatever it is.
+    fraction: float = 1.0
 
     @classmethod
     def from_dict(cls, values: dict) -> TrainSpec:
-        """The inverse of dataclasses.asdict (as saved with a model)."""
-        arch = dict(values.get("architecture", {}))
-        if "hidden" in arch:
-            arch["hidden"] = tuple(arch["hidden"])
+        """The inverse of dataclasses.asdict (as saved with a model). JSON gives the
+        architecture's width tuples back as lists: they become tuples again, or the spec would
+        differ from the one saved and no longer hash (the dataclasses are frozen)."""
+        arch = {
+            key: tuple(value) if isinstance(value, list) else value
+            for key, value in values.get("architecture", {}).items()
+        }
         return cls(**{**values, "architecture": Architecture(**arch)})
 
 

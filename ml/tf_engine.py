@@ -27,52 +27,131 @@ import time
 
 import numpy as np
 
-from ml.data import Extract, Scaling, batches
+from ml.data import Extract, Scaling
 from ml.models import build_model, compile_model
 from ml.spec import INPUTS, EngineError, TooManyWorkers, TrainResult, TrainSpec
 
+#: Length buckets for training batches: each boundary about 10 % above the last, so that a
+#: batch padded to its longest sequence is at most about a tenth padding.
+BUCKET_GROWTH = 1.1
+#: A part of an extract whose columns Parquet holds in up to this many bytes (uncompressed)
+#: is read once and served from memory from the second epoch on; a larger one streams from
+#: the files every epoch.
+MEMORY_BYTES = 2 * 1024**3
 
-def tf_dataset(files, spec: TrainSpec, scaling: Scaling, shard=(0, 1), repeat=True, where=None):
+
+def bucket_boundaries(max_particles: int) -> list[int]:
+    """Upper bounds (exclusive) of the sequence-length buckets, from 8 up to `max_particles`."""
+    bounds = [8]
+    while bounds[-1] <= max_particles:
+        bounds.append(max(bounds[-1] + 1, math.ceil(bounds[-1] * BUCKET_GROWTH)))
+    return bounds[:-1] if len(bounds) > 1 else bounds
+
+
+def in_memory(files, columns: list[str], fraction: float = 1.0) -> bool:
+    """Whether `fraction` of these columns of `files` fits in `MEMORY_BYTES`."""
+    import pyarrow.parquet as pq
+
+    size = 0
+    for file in files:
+        meta = pq.ParquetFile(file).metadata
+        for group in range(meta.num_row_groups):
+            chunks = meta.row_group(group)
+            for c in range(chunks.num_columns):
+                chunk = chunks.column(c)
+                if chunk.path_in_schema.split(".")[0] in columns:
+                    size += chunk.total_uncompressed_size
+    return size * fraction <= MEMORY_BYTES
+
+
+def tf_dataset(
+    files,
+    spec: TrainSpec,
+    scaling: Scaling,
+    shard=(0, 1),
+    repeat=True,
+    where=None,
+    buckets=True,
+):
     """Batches of the extract as a tf.data pipeline (repeated: steps per epoch are fixed).
 
-    Keras starts a fresh iterator for every validation pass, so with `validation_steps` =
-    ceil(events / global batch) each pass reads the same events: every one of them, except
-    that with several workers a rank whose share fills one batch fewer than the others' reads
-    its first batch twice (the same one every epoch)."""
+    Python reads the files a record batch (4,096 events) at a time and hands tf.data each
+    event's scaled particles unpadded (a ragged tensor); tf.data splits them into events and
+    batches them. With `buckets`, a batch is drawn from events of similar length (buckets
+    `bucket_boundaries`, about 10 % wide), and every batch is padded, zero rows after the real
+    particles, to its own longest sequence, so the masked recurrent layers step through
+    little more than the real particles. A part that fits `MEMORY_BYTES` is cached in memory
+    after the first pass.
+
+    Keras starts a fresh iterator for every validation pass: unbucketed (`buckets=False`)
+    with `validation_steps` = ceil(events / global batch), each pass reads the same events,
+    every one of them, except that with several workers a rank whose share fills one batch
+    fewer than the others' reads its first batch twice (the same one every epoch)."""
     import tensorflow as tf
 
+    from ml.data import hlf_values, input_columns, kept_particles, records
     from ml.models import N_HLF, N_PARTICLE_FEATURES
 
+    if not spec.architecture.masked:
+        raise EngineError("tf.data batches are post-padded: the model must mask its padding.")
     inputs = INPUTS[spec.model]
-    shapes = {"hlf": (None, N_HLF), "particles": (None, spec.max_particles, N_PARTICLE_FEATURES)}
-    signature = (
-        tuple(tf.TensorSpec(shapes[i], tf.float32) for i in inputs),
-        tf.TensorSpec((None,), tf.int32),
-    )
+    columns = input_columns(inputs)
+    signature = {"label": tf.TensorSpec((None,), tf.int32)}
+    if "hlf" in inputs:
+        signature["hlf"] = tf.TensorSpec((None, N_HLF), tf.float32)
+    if "particles" in inputs:
+        signature["values"] = tf.TensorSpec((None, N_PARTICLE_FEATURES), tf.float32)
+        signature["counts"] = tf.TensorSpec((None,), tf.int64)
 
-    def generate():
-        while True:
-            empty = True
-            for batch in batches(
-                files,
-                spec.batch_size,
-                spec.max_particles,
-                scaling,
-                inputs,
-                shard,
-                spec.architecture.padding,
-                where,
-            ):
-                empty = False
-                yield batch
-            if not repeat:
-                return
-            if empty:  # repeating nothing would never end
-                raise EngineError(f"worker {shard[0]} of {shard[1]} has no rows to read.")
+    def chunks():
+        empty = True
+        for record, rows in records(files, columns, shard, where):
+            empty = False
+            labels = record.column("label").to_numpy()
+            chunk = {"label": (labels if rows is None else labels[rows]).astype(np.int32)}
+            if "hlf" in inputs:
+                chunk["hlf"] = hlf_values(record, scaling, rows)
+            if "particles" in inputs:
+                values, counts = kept_particles(
+                    record.column("particles"), spec.max_particles, scaling, rows
+                )
+                chunk["values"], chunk["counts"] = values, counts.astype(np.int64)
+            yield chunk
+        if empty:  # an empty part would never fill a batch
+            raise EngineError(f"worker {shard[0]} of {shard[1]} has no rows to read.")
 
-    dataset = tf.data.Dataset.from_generator(generate, output_signature=signature)
+    def events(chunk):
+        x = {name: chunk[name] for name in inputs if name == "hlf"}
+        if "particles" in inputs:
+            x["particles"] = tf.RaggedTensor.from_row_lengths(chunk["values"], chunk["counts"])
+        return x, chunk["label"]
+
+    def dense(x, y):  # an event's particles come out of `unbatch` as a 0-ragged tensor
+        if "particles" in x:
+            x = {**x, "particles": tf.convert_to_tensor(x["particles"])}
+        return x, y
+
+    dataset = tf.data.Dataset.from_generator(chunks, output_signature=signature)
+    if in_memory(files, columns):
+        dataset = dataset.cache()
+    if buckets and repeat:  # training: batches may span passes, buckets never run dry
+        dataset = dataset.repeat()
+    dataset = dataset.map(events).unbatch().map(dense)
+    if "particles" not in inputs:
+        dataset = dataset.batch(spec.batch_size)
+    elif buckets:
+        bounds = bucket_boundaries(spec.max_particles)
+        dataset = dataset.bucket_by_sequence_length(
+            lambda x, y: tf.shape(x["particles"])[0],
+            bounds,
+            [spec.batch_size] * (len(bounds) + 1),
+        )
+    else:
+        dataset = dataset.padded_batch(spec.batch_size)
+    if repeat and not buckets:  # validation: each pass its own batches, the last one short
+        dataset = dataset.repeat()
     if len(inputs) == 1:
-        dataset = dataset.map(lambda x, y: (x[0], y))
+        dataset = dataset.map(lambda x, y: (x[inputs[0]], y))
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
     return dataset.with_options(options).prefetch(2)
@@ -85,7 +164,10 @@ def _fit(model, spec: TrainSpec, extract: Extract, shard, log) -> tuple[dict, fl
     import tf_keras as keras
 
     workers = shard[1]
-    events = {part: extract.part_events(part) for part in ("train", "validation")}
+    events = {
+        "train": extract.part_events("train", spec.fraction),
+        "validation": extract.part_events("validation"),
+    }
     for part, count in events.items():
         if count < workers:
             raise EngineError(
@@ -101,14 +183,14 @@ def _fit(model, spec: TrainSpec, extract: Extract, shard, log) -> tuple[dict, fl
             log(f"epoch {epoch + 1}/{spec.epochs}: {shown}")
 
     started = time.perf_counter()
-    train_files, train_rows = extract.part("train")
+    train_files, train_rows = extract.part("train", spec.fraction)
     validation_files, validation_rows = extract.part("validation")
     history = model.fit(
         tf_dataset(train_files, spec, extract.scaling, shard, where=train_rows),
         epochs=spec.epochs,
         steps_per_epoch=steps,
         validation_data=tf_dataset(
-            validation_files, spec, extract.scaling, shard, where=validation_rows
+            validation_files, spec, extract.scaling, shard, where=validation_rows, buckets=False
         ),
         validation_steps=validation_steps,
         callbacks=[EpochLog(), early_stopping(spec.patience)],

@@ -1,17 +1,19 @@
-"""One training, whichever the engine: train on an extract, check it synchronised, track it."""
+"""One training, whichever the engine: train on an extract, check it synchronised, track it.
+The baselines (`ml.baselines`) train with Spark ML instead of an engine."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from ml.baselines import refuse_engine, train_baseline
 from ml.data import Extract
 from ml.models import build_model
 from ml.spec import EngineError, TrainResult, TrainSpec
 from ml.tf_engine import train_distributed, train_single
-from ml.tracking import log_training
+from ml.tracking import log_baseline, log_training
 from topolake.core.settings import Settings
-from topolake.core.vocabulary import ENGINES
+from topolake.core.vocabulary import BASELINES, ENGINES
 
 
 @dataclass(frozen=True)
@@ -30,7 +32,13 @@ def train_and_track(
     data: Extract,
     log: Callable[[str], None] = print,
 ) -> TrainedRun:
-    """Train `spec` with `engine` on `workers` Spark tasks and log the run to MLflow."""
+    """Train `spec` with `engine` on `workers` Spark tasks and log the run to MLflow (a
+    baseline with Spark ML, its engine recorded as "spark")."""
+    refuse_engine(spec.model, engine)
+    if spec.model in BASELINES:
+        baseline = train_baseline(spark, spec, data, workers, log)
+        run_id = log_baseline(settings, spec, workers, data, baseline)
+        return TrainedRun(run_id, spec, baseline.result)
     if engine == "bigdl":
         from ml.bigdl_engine import bigdl_spec, train_bigdl
 

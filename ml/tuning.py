@@ -31,7 +31,7 @@ from ml.spec import TrainSpec
 from topolake.core.errors import UsageError
 from topolake.core.settings import Settings
 from topolake.core.tables import ML_TUNING_RESULTS
-from topolake.core.vocabulary import MODELS
+from topolake.core.vocabulary import MODEL_INPUTS
 
 # grid keys and how each sets a TrainSpec; dense_1..3 are the HLF model's three widths
 SPEC_KEYS = {"batch_size": int, "epochs": int, "learning_rate": float, "max_particles": int}
@@ -61,8 +61,10 @@ def load_grid(path: Path, model: str | None = None, fraction: float | None = Non
     if not isinstance(document, dict) or not isinstance(document.get("grid"), dict):
         raise GridError(f"grid file {path} has no `grid:` mapping of keys to lists of values.")
     model = model or document.get("model", "hlf")
-    if model not in MODELS:
-        raise GridError(f"grid file {path}: unknown model {model!r} ({', '.join(MODELS)}).")
+    if model not in MODEL_INPUTS:
+        raise GridError(
+            f"grid file {path}: unknown model {model!r} (grids tune {', '.join(MODEL_INPUTS)})."
+        )
     fraction = float(fraction if fraction is not None else document.get("fraction", 1.0))
     if not 0 < fraction <= 1:
         raise GridError(f"grid file {path}: fraction {fraction} is not in (0, 1].")
@@ -100,8 +102,9 @@ def point_key(data: Extract, grid: Grid, seed: int, point: dict) -> str:
     return hashlib.sha1(text.encode()).hexdigest()[:20]
 
 
-def train_point(spec: TrainSpec, data: Extract, fraction: float) -> dict:
-    """Runs inside a Spark task: train one grid point in this process, score it."""
+def train_point(spec: TrainSpec, data: Extract) -> dict:
+    """Runs inside a Spark task: train one grid point in this process on `spec.fraction` of
+    the fitted part, score it on the validation fifth."""
     import tensorflow as tf
 
     from ml.evaluate import predict
@@ -113,8 +116,8 @@ def train_point(spec: TrainSpec, data: Extract, fraction: float) -> dict:
         tf.config.threading.set_inter_op_parallelism_threads(1)
     except RuntimeError:
         pass  # this Python worker already trained a point with the same settings
-    files, train_rows = data.part("train", fraction)
-    events = data.part_events("train", fraction)
+    files, train_rows = data.part("train", spec.fraction)
+    events = data.part_events("train", spec.fraction)
     started = time.perf_counter()
     model = compile_model(
         build_model(spec.model, spec.max_particles, spec.architecture, spec.seed),
@@ -254,14 +257,10 @@ def tune(
     trained, failed = [], []
 
     def run_point(key: str, point: dict) -> PointResult:
-        spec = point_spec(grid.model, point, seed)
+        spec = replace(point_spec(grid.model, point, seed), fraction=grid.fraction)
         context = spark.sparkContext
         context.setJobDescription(f"tune {grid.model} {point}")
-        scores = (
-            context.parallelize([0], 1)
-            .map(lambda _: train_point(spec, data, grid.fraction))
-            .collect()[0]
-        )
+        scores = context.parallelize([0], 1).map(lambda _: train_point(spec, data)).collect()[0]
         result = PointResult(key, point, scores)
         with lock:
             result.run_id = log_tuning_point(settings, parent, spec, point, scores)

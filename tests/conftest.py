@@ -132,7 +132,15 @@ def validated_gold(spark, topolake_home, shared_delphes, tmp_path_factory):
 #: Modules that share the `validated_gold` lakehouse run last and one after another, so that it
 #: is built once: a module between them that empties the lakehouse would make it rebuild
 #: (about two minutes each time). `test_validate` corrupts bronze on purpose: it goes last.
-SHARED_GOLD_ORDER = ("test_notebook", "test_publish", "test_train", "test_tune", "test_validate")
+SHARED_GOLD_ORDER = (
+    "test_notebook",
+    "test_publish",
+    "test_train",
+    "test_pfn",
+    "test_baselines",
+    "test_tune",
+    "test_validate",
+)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -13,6 +13,7 @@ import sys
 
 FAST_MODULES = (
     "ml",
+    "ml.baselines",
     "ml.bigdl_engine",
     "ml.data",
     "ml.evaluate",

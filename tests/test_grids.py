@@ -102,7 +102,9 @@ def test_a_missing_grid_file_is_refused_not_raised_as_os_error(tmp_path):
 
 
 def test_an_unknown_model_argument_is_refused_even_for_a_good_file():
-    with pytest.raises(GridError, match="unknown model 'gbdt' \\(hlf, particles, inclusive\\)"):
+    with pytest.raises(
+        GridError, match="unknown model 'gbdt' \\(grids tune hlf, particles, inclusive, pfn\\)"
+    ):
         load_grid(GRIDS / "hlf-small.yaml", model="gbdt")
 
 

@@ -7,7 +7,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from ml.data import Scaling, batches, pad_particles
+from ml.data import Scaling, batches, kept_particles, pad_particles
 from ml.models import Architecture
 from topolake.core.vocabulary import HLF_FEATURES, PARTICLE_FEATURES
 
@@ -107,10 +107,27 @@ def test_batches_split_the_rows_between_workers_and_keep_the_where_rows(tmp_path
             [path], 3, 5, None, ("hlf", "particles"), shard=shard, where=where
         ):
             assert len(hlf) == len(particles) == len(labels) <= 3
-            assert particles.shape[1:] == (5, N)
+            real = np.any(particles != 0, axis=2).sum(axis=1)
+            assert particles.shape[1:] == (max(real.max(), 0), N)  # the batch's longest
             found += hlf[:, 0].tolist()
         return found
 
     assert hlf_rows((0, 2)) == [0, 2, 4, 6, 8] and hlf_rows((1, 2)) == [1, 3, 5, 7, 9]
     odd = lambda record: record.column("shuffle_key").to_numpy() % 2 == 1  # noqa: E731
     assert hlf_rows((0, 1), where=odd) == [1, 3, 5, 7, 9]
+
+
+def test_a_post_padded_batch_is_as_wide_as_its_longest_sequence_unless_fixed():
+    column = sequences([2, 5, 1])
+    assert pad_particles(column, 801, None, fit=True).shape == (3, 5, N)
+    assert pad_particles(column, 4, None, fit=True).shape == (3, 4, N)  # capped: truncated
+    np.testing.assert_array_equal(
+        pad_particles(column, 801, None, fit=True), pad_particles(column, 801, None)[:, :5]
+    )
+    assert pad_particles(sequences([0, 0]), 801, None, fit=True).shape == (2, 0, N)
+
+
+def test_kept_particles_are_each_events_last_ones_in_order():
+    values, counts = kept_particles(sequences([3, 1]), 2, None)
+    np.testing.assert_array_equal(counts, [2, 1])
+    np.testing.assert_allclose(values, [row(2), row(3), row(11)])

@@ -23,7 +23,10 @@ SPECS = [
         architecture=Architecture(gru_units=8, dropout=0.1, masked=False),
     ),
     TrainSpec("inclusive", architecture=Architecture(hidden=(7,), inclusive_dense=5)),
+    TrainSpec("pfn", architecture=Architecture(pfn_phi=(8, 4), pfn_f=(6,))),
 ]
+#: The architecture's width tuples, which JSON turns into lists
+WIDTHS = ("hidden", "pfn_phi", "pfn_f")
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=[s.model for s in SPECS])
@@ -32,12 +35,18 @@ def test_from_dict_inverts_asdict(spec):
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=[s.model for s in SPECS])
-def test_through_json_the_hidden_widths_come_back_as_a_tuple(spec):
+def test_through_json_the_widths_come_back_as_tuples(spec):
     saved = json.loads(json.dumps(asdict(spec)))  # as the model's spec.json holds it
-    assert isinstance(saved["architecture"]["hidden"], list)
+    assert all(isinstance(saved["architecture"][key], list) for key in WIDTHS)
     restored = TrainSpec.from_dict(saved)
-    assert restored == spec and isinstance(restored.architecture.hidden, tuple)
+    assert restored == spec
+    assert all(isinstance(getattr(restored.architecture, key), tuple) for key in WIDTHS)
     assert hash(restored) == hash(spec)
+
+
+def test_every_tuple_field_of_the_architecture_is_a_width_list():
+    tuples = {k for k, v in asdict(Architecture()).items() if isinstance(v, tuple)}
+    assert tuples == set(WIDTHS)
 
 
 def test_a_spec_saved_without_an_architecture_gets_the_default_one():
@@ -46,5 +55,5 @@ def test_a_spec_saved_without_an_architecture_gets_the_default_one():
 
 
 def test_each_model_reads_the_inputs_of_the_vocabulary():
-    assert INPUTS == MODEL_INPUTS and tuple(INPUTS) == MODELS
+    assert INPUTS == MODEL_INPUTS and MODELS[: len(INPUTS)] == tuple(INPUTS)
     assert INPUTS["inclusive"] == ("particles", "hlf")

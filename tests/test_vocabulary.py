@@ -50,7 +50,8 @@ def test_the_models_input_sizes_are_the_vocabularys():
     assert N_HLF == len(HLF_FEATURES) == len(set(HLF_FEATURES))
     assert N_PARTICLE_FEATURES == len(PARTICLE_FEATURES) == len(set(PARTICLE_FEATURES))
     assert len(CLASSES) == N_CLASSES
-    assert MODELS == ("hlf", "particles", "inclusive") and ENGINES == ("tf", "bigdl")
+    assert MODELS == ("hlf", "particles", "inclusive", "pfn", "rf", "xgboost")
+    assert ENGINES == ("tf", "bigdl")
     assert {i for inputs in MODEL_INPUTS.values() for i in inputs} == {"hlf", "particles"}
 
 

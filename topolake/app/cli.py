@@ -239,8 +239,12 @@ def build(
 def train(
     ctx: typer.Context,
     model: Annotated[Model, typer.Option(help="Which classifier.")] = Model.hlf,
-    engine: Annotated[Engine, typer.Option(help="Training engine on Spark.")] = Engine.tf,
-    workers: Annotated[int, typer.Option(min=1, help="Spark barrier tasks (TF workers).")] = 1,
+    engine: Annotated[
+        Engine, typer.Option(help="Training engine on Spark (rf and xgboost use Spark ML).")
+    ] = Engine.tf,
+    workers: Annotated[
+        int, typer.Option(min=1, help="Spark tasks: TF or XGBoost workers, rf's partitions.")
+    ] = 1,
     epochs: Annotated[int, typer.Option(min=1, help="At most this many epochs.")] = 5,
     patience: Annotated[
         int,
@@ -255,6 +259,15 @@ def train(
         str, typer.Option(help="The HLF classifier's Dense widths, comma-separated.")
     ] = "50,20,10",
     seed: Annotated[int, typer.Option()] = 0,
+    fraction: Annotated[
+        float,
+        typer.Option(
+            min=0.001,
+            max=1.0,
+            help="Fit on this share of the training split (less its validation fifth), "
+            "0.001 to 1: learning curves.",
+        ),
+    ] = 1.0,
     snapshot: Annotated[
         str | None,
         typer.Option(
@@ -269,10 +282,19 @@ def train(
     """Train a classifier on a pinned, validated gold snapshot; track it in MLflow.
 
     It fits on the training split less a fixed fifth of it, stops early on that fifth's loss
-    and keeps the best epoch's weights; the test split is for `topolake evaluate` only."""
+    and keeps the best epoch's weights; the test split is for `topolake evaluate` only. The
+    reference's baselines on the HLF, rf (a random forest) and xgboost, train with Spark ML
+    (xgboost stops early too)."""
+    from ml.baselines import refuse_engine
     from ml.models import Architecture
     from ml.spec import TrainSpec
 
+    refuse_engine(str(model), str(engine))
+
+    if engine == Engine.bigdl:  # before Spark starts and the extract is written
+        from ml.bigdl_engine import check_bigdl_model
+
+        check_bigdl_model(str(model))
     try:
         widths = tuple(int(w) for w in hidden.split(","))
     except ValueError:
@@ -286,6 +308,7 @@ def train(
         seed,
         Architecture(hidden=widths),
         patience,
+        fraction,
     )
     spark, settings = _spark(ctx), _settings(ctx)
     data = pipeline.training_extract(spark, settings, snapshot, skip_validation, workers, hooks)

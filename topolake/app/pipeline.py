@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Protocol
 from topolake.core.errors import TopolakeError
 from topolake.core.settings import Settings
 from topolake.core.tables import BRONZE_EVENTS, LAYER_TABLES
-from topolake.core.vocabulary import SAMPLE_LABELS
+from topolake.core.vocabulary import BASELINES, SAMPLE_LABELS
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -341,11 +341,18 @@ def train(
     from ml.training import train_and_track
 
     hooks = _default(hooks)
-    hooks.line(f"training {spec.model} with {engine} x {workers}")
+    baseline = spec.model in BASELINES  # Spark ML: it says how it went in its own lines
+    hooks.line(f"training {spec.model} with {'Spark ML' if baseline else engine} x {workers}")
     trained = train_and_track(
         spark, settings, spec, engine, workers, data, lambda line: hooks.line(f"  {line}")
     )
     result = trained.result
+    if baseline:
+        hooks.line(
+            f"trained {spec.model} with Spark ML x {workers} in {result.seconds:.1f} s, "
+            f"{result.samples_per_second:,.0f} samples/s"
+        )
+        return trained
     hooks.line(
         f"trained {spec.model} with {engine} x {workers} ({result.replicas} replicas in sync) "
         f"in {result.seconds:.1f} s, {result.samples_per_second:,.0f} samples/s"

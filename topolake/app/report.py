@@ -45,6 +45,7 @@ class ReportInputs:
     evaluations: list  # ml.evaluate.Evaluation, one per trained model
     tuning_keys: list[str] = field(default_factory=list)  # this run's grid points
     timings: dict[str, float] = field(default_factory=dict)  # stage -> seconds
+    learning_curve: list = field(default_factory=list)  # ml.learning_curve.LearningPoint
 
 
 def sample_table(spark) -> list[dict]:
@@ -179,6 +180,12 @@ def write_report(spark, settings: Settings, inputs: ReportInputs, out: Path | No
             copy = out / f"{e.model}-{name}.png"
             shutil.copyfile(path, copy)
             images[f"{e.model}-{name}"] = copy
+    if inputs.learning_curve:
+        from ml.learning_curve import plot_learning_curve
+
+        images["learning-curve"] = plot_learning_curve(
+            inputs.learning_curve, out / "learning-curve.png", "Test accuracy by training size"
+        )
     environment = Environment(
         loader=PackageLoader("topolake.app", "templates"), autoescape=select_autoescape()
     )
@@ -196,6 +203,7 @@ def write_report(spark, settings: Settings, inputs: ReportInputs, out: Path | No
         lineage=lineage(settings, inputs.evaluations),
         versions={p: version(p) for p in PACKAGES},
         timings=inputs.timings,
+        learning_curve=sorted(inputs.learning_curve, key=lambda p: (p.model, p.fraction)),
         image={name: _inline(path) for name, path in images.items()},
     )
     report = out / "report.html"

@@ -9,9 +9,19 @@ LAYERS = ("bronze", "silver", "gold")
 #: The layers dbt builds (bronze is landed by ingestion).
 DBT_LAYERS = ("silver", "gold")
 
-#: The classifiers and the inputs each reads, in the order it takes them.
-MODEL_INPUTS = {"hlf": ("hlf",), "particles": ("particles",), "inclusive": ("particles", "hlf")}
-MODELS = tuple(MODEL_INPUTS)
+#: The neural classifiers (Keras, trained by an engine of ENGINES) and the inputs each reads,
+#: in the order it takes them: the reference's three and a particle flow network ("pfn": a
+#: permutation-invariant sum over the particles, with the HLF beside it).
+MODEL_INPUTS = {
+    "hlf": ("hlf",),
+    "particles": ("particles",),
+    "inclusive": ("particles", "hlf"),
+    "pfn": ("particles", "hlf"),
+}
+#: The reference's classical baselines on the HLF: Spark ML estimators, trained on Spark.
+BASELINES = ("rf", "xgboost")
+#: Every classifier `topolake train --model` takes.
+MODELS = (*MODEL_INPUTS, *BASELINES)
 
 #: The training engines: TensorFlow (one process or multi-worker on Spark) and BigDL.
 ENGINES = ("tf", "bigdl")
