@@ -109,7 +109,7 @@ def main() -> None:
         verdict = (
             f"holds from {since:,} training events per model on"
             if since
-            else "does not hold at the largest size, intervals not overlapping"
+            else "does not hold at the largest size (each accuracy interval wholly below the next)"
         )
         print(f"\nthe reference's ordering {' < '.join(ORDER)} {verdict}")
     args.out.mkdir(parents=True, exist_ok=True)

@@ -68,6 +68,7 @@ def plot_learning_curve(points: list[LearningPoint], path: Path, title: str = ""
         ]
         ax.errorbar(events, accuracy, yerr=errors, marker="o", capsize=4, label=model)
     ax.set_xscale("log")
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # labels overlap on log x
     ax.set(xlabel="Training events", ylabel="Test accuracy (95 % interval)", title=title)
     ax.legend(loc="lower right")
     path.parent.mkdir(parents=True, exist_ok=True)
