@@ -1,10 +1,13 @@
-"""Training the three classifiers from validated gold snapshots.
+"""Training the classifiers from validated gold snapshots.
 
-`models` builds the Keras architectures, `data` turns a pinned, validated gold snapshot into
-scaled training inputs (and defines the validation fifth of the training split), `tf_engine`
-trains with TensorFlow (one process or multi-worker on Spark), `bigdl_engine` with BigDL, both
-stopping early on the validation fifth; `training` runs either and `tracking` records the run
-in MLflow, `evaluate` scores it on the test split with `uncertainty`'s bootstrap intervals,
+`models` builds the Keras architectures (the reference's three and a particle flow network,
+whose masked sum is `pooling`), `data` turns a pinned, validated gold snapshot into scaled
+training inputs (and defines the validation fifth of the training split), `tf_engine` trains
+with TensorFlow (one process or multi-worker on Spark, batches padded per length bucket),
+`bigdl_engine` with BigDL, both stopping early on the validation fifth; `baselines` fits the
+reference's random forest and XGBoost with Spark ML; `training` runs any of them and
+`tracking` records the run in MLflow, `evaluate` scores it on the test split with
+`uncertainty`'s bootstrap intervals, `learning_curve` plots test accuracy by training size,
 `tuning` searches a grid on Spark.
 """
 

@@ -95,12 +95,17 @@ def test_a_pass_reads_every_event_once_in_batches_of_similar_length(extract_file
 
 
 @pytest.mark.slow
-def test_the_second_pass_is_served_from_memory_with_the_same_batches(extract_file):
+def test_the_second_pass_is_served_from_memory_with_the_same_batches(extract_file, tmp_path):
+    import shutil
+
     from ml.tf_engine import tf_dataset
 
+    copy = tmp_path / "part-0.parquet"
+    shutil.copyfile(extract_file[0], copy)
     spec = TrainSpec("particles", batch_size=32, max_particles=64)
-    dataset = tf_dataset([extract_file[0]], spec, None, repeat=False)
+    dataset = tf_dataset([copy], spec, None, repeat=False)
     first = [(x.numpy(), y.numpy()) for x, y in dataset]
+    copy.unlink()  # a second pass that read the file again would fail
     second = [(x.numpy(), y.numpy()) for x, y in dataset]
     assert len(first) == len(second)
     for (a, la), (b, lb) in zip(first, second, strict=True):
