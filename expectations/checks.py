@@ -35,7 +35,6 @@ ETA_COLLECTIONS = [
     "Jet",
 ]
 ISOLATION = ["ChPFIso", "GammaPFIso", "NeuPFIso"]
-PARTICLE_GROUPS = ["tracks", "photons", "neutral_hadrons"]
 
 
 def is_not_finite(x: Column) -> Column:
@@ -78,24 +77,16 @@ def bronze_events(events: DataFrame) -> DataFrame:
     )
 
 
-def isolation_values(field: str) -> Column:
-    """One isolation field of the lepton and of every particle of the event."""
-    return F.concat(
-        F.array(F.col(f"selected_lepton.{field}")),
-        *[F.col(f"{group}.{field}") for group in PARTICLE_GROUPS],
-    )
-
-
 def silver_selected_events(events: DataFrame) -> DataFrame:
+    """The selected lepton's isolation; the particles' is checked in gold, where it is stored."""
     lepton = F.col("selected_lepton")
+    isolation = [lepton[f] for f in ISOLATION]
     return events.select(
         "*",
         lepton.PT.alias("lepton_PT"),
-        (lepton.ChPFIso + lepton.GammaPFIso + lepton.NeuPFIso).alias("lepton_isolation"),
-        F.size(F.filter(F.concat(*[isolation_values(f) for f in ISOLATION]), is_not_finite)).alias(
-            "nonfinite_isolation_values"
-        ),
-        *[F.array_min(isolation_values(f)).alias(f"min_{f}") for f in ISOLATION],
+        (isolation[0] + isolation[1] + isolation[2]).alias("lepton_isolation"),
+        count_not_finite(F.array(*isolation)).alias("nonfinite_isolation_values"),
+        *[value.alias(f"min_{f}") for f, value in zip(ISOLATION, isolation, strict=True)],
     )
 
 
@@ -112,6 +103,11 @@ def gold_hlf_features(features: DataFrame) -> DataFrame:
     )
 
 
+def field_of(structs: Column, field: str) -> Column:
+    """One field of every struct of an array."""
+    return F.transform(structs, lambda s: s[field])
+
+
 def gold_particle_sequences(sequences: DataFrame) -> DataFrame:
     particles = F.col("particles")
     last = F.element_at(particles, -1)
@@ -122,6 +118,7 @@ def gold_particle_sequences(sequences: DataFrame) -> DataFrame:
             F.flatten(F.transform(particles, lambda p: F.array(*[p[f] for f in PARTICLE_FEATURES])))
         ).alias("nonfinite_particle_values"),
         ((last.isEle + last.isMu) == 1).alias("last_particle_is_lepton"),
+        *[F.array_min(field_of(particles, f)).alias(f"min_{f}") for f in ISOLATION],
     )
 
 

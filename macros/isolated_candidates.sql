@@ -3,6 +3,6 @@
 {% macro isolated_candidates(candidates) -%}
     transform({{ candidates }}, c -> struct(
         c.PT as PT, c.Eta as Eta, c.Phi as Phi, c.Charge as Charge, c.IsEle as IsEle,
-        {{ isolation_fields('c', 'PT', true) }}
+        {{ isolation_fields('c', 'PT') }}
     ))
 {%- endmacro %}

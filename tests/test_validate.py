@@ -52,6 +52,17 @@ def negative_first_track_pt(events: DataFrame) -> DataFrame:
     return events.withColumn("EFlowTrack", F.when(first, tracks).otherwise(F.col("EFlowTrack")))
 
 
+def negative_first_particle_photon_isolation(sequences: DataFrame) -> DataFrame:
+    first = F.monotonically_increasing_id() == 0
+    particles = F.transform(
+        "particles",
+        lambda p, i: p.withField(
+            "GammaPFIso", F.when(i == 0, F.lit(-0.5).cast("float")).otherwise(p.GammaPFIso)
+        ),
+    )
+    return sequences.withColumn("particles", F.when(first, particles).otherwise(F.col("particles")))
+
+
 def one_row_changed(column: str, value) -> callable:
     def corrupt(frame: DataFrame) -> DataFrame:
         first = F.monotonically_increasing_id() == 0
@@ -90,6 +101,11 @@ CORRUPTIONS = {
         "lake.bronze.events",
         negative_first_track_pt,
         "expect_column_values_to_be_between on EFlowTrack_min_PT",
+    ),
+    "negative particle isolation": (
+        "lake.gold.particle_sequences",
+        negative_first_particle_photon_isolation,
+        "expect_column_values_to_be_between on min_GammaPFIso",
     ),
     "duplicated event": (
         "lake.silver.selected_events",

@@ -114,6 +114,9 @@ def spark_properties(settings: Settings) -> dict[str, str]:
         "spark.ui.showConsoleProgress": "false",
         "spark.sql.session.timeZone": "UTC",
         "spark.sql.shuffle.partitions": str(settings.shuffle_partitions),
+        # Keep every shuffle partition: the particle isolation costs CPU per pair, not per
+        # byte: AQE's merging by size left 3 tasks of very unequal work on the build benchmark.
+        "spark.sql.adaptive.coalescePartitions.enabled": "false",
         "spark.pyspark.python": sys.executable,
         "spark.pyspark.driver.python": sys.executable,
         "spark.executorEnv.TOPOLAKE_HOME": str(settings.home),
