@@ -86,7 +86,7 @@ def silver_selected_events(events: DataFrame) -> DataFrame:
         lepton.PT.alias("lepton_PT"),
         (isolation[0] + isolation[1] + isolation[2]).alias("lepton_isolation"),
         count_not_finite(F.array(*isolation)).alias("nonfinite_isolation_values"),
-        *[value.alias(f"min_{f}") for f, value in zip(ISOLATION, isolation, strict=True)],
+        *[value.alias(f"lepton_{f}") for f, value in zip(ISOLATION, isolation, strict=True)],
     )
 
 

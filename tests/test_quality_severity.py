@@ -88,14 +88,14 @@ def test_a_producer_that_breaks_an_assumption_builds_with_warnings_shown_and_rec
     output = capsys.readouterr().err
     assert "passed with" in output
     assert (
-        "warning (a producer assumption): expect_column_values_to_be_between on min_ChPFIso"
+        "warning (a producer assumption): expect_column_values_to_be_between on lepton_ChPFIso"
         in output
     )
     silver = lake.sql(
         f"SELECT success, warned, warnings FROM {QUALITY_VALIDATIONS} WHERE layer = 'silver'"
     ).collect()
     assert [(r.success, r.warned > 0) for r in silver] == [(True, True)]
-    assert any("min_ChPFIso" in w for w in json.loads(silver[0].warnings))
+    assert any("lepton_ChPFIso" in w for w in json.loads(silver[0].warnings))
     iso = lake.sql(f"SELECT min(LepIsoCh) lowest, count(*) n FROM {GOLD_HLF_FEATURES}").first()
     assert iso.n > 20
     assert -1 <= iso.lowest < -0.5  # events whose lepton lost its track got through
